@@ -1,0 +1,55 @@
+"""Who is at an IP address: the mesh's identities, learned from what proxies report about themselves.
+
+Text access logs name the reporting proxy (through the file path) but not the peer. Every entry
+carries addresses, though: a client proxy's outbound entry shows its own pod IP as the upstream local
+address, and a server proxy's inbound entry its own pod IP as the downstream local address. Learning
+those (and ALS node ids, and configured peers) lets the other side's entries name their peer, as
+Istio's metadata exchange would.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from telemetry.model import Workload
+
+
+def address_ip(address: str) -> str:
+    """``10.0.0.1:80`` -> ``10.0.0.1``; ``[::1]:80`` -> ``::1``; a bare IP is returned unchanged."""
+    if address.startswith("["):
+        end = address.find("]")
+        return address[1:end] if end > 0 else address
+    if address.count(":") == 1:
+        return address.partition(":")[0]
+    return address
+
+
+class PeerTable:
+    """A bounded map from IP to Workload; the oldest learned entry makes room for a new one."""
+
+    def __init__(self, max_entries: int = 65_536) -> None:
+        self._max = max_entries
+        self._by_ip: dict[str, Workload] = {}
+        self._pinned: dict[str, Workload] = {}
+        self._lock = threading.Lock()
+        self.evicted = 0
+
+    def pin(self, ip: str, workload: Workload) -> None:
+        """A configured peer: never evicted, never overwritten by learning."""
+        self._pinned[ip] = workload
+
+    def learn(self, ip: str, workload: Workload) -> None:
+        if not ip or ip in self._pinned or self._by_ip.get(ip) == workload:
+            return
+        with self._lock:
+            self._by_ip.pop(ip, None)
+            if len(self._by_ip) >= self._max:
+                del self._by_ip[next(iter(self._by_ip))]
+                self.evicted += 1
+            self._by_ip[ip] = workload
+
+    def lookup(self, ip: str) -> Workload | None:
+        return self._pinned.get(ip) or self._by_ip.get(ip)
+
+    def __len__(self) -> int:
+        return len(self._by_ip) + len(self._pinned)

@@ -1,0 +1,70 @@
+"""The Record: one request or TCP connection as one proxy saw it.
+
+Field names follow Istio's attribute vocabulary so the metrics sink can map them to Istio's standard
+labels one to one. A Record is a NamedTuple: parsers build it with one ``tuple.__new__`` call on the hot
+path, sinks read fields by name, and it is immutable, so one Record can fan out to every sink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+UNKNOWN = "unknown"
+NO_FLAGS = "-"
+
+
+class Record(NamedTuple):
+    reporter: str = UNKNOWN  # "source" (client-side proxy) | "destination" (server-side proxy)
+    source_workload: str = UNKNOWN
+    source_namespace: str = UNKNOWN
+    source_app: str = UNKNOWN
+    source_version: str = UNKNOWN
+    source_principal: str = UNKNOWN
+    source_address: str = ""  # downstream remote address, ip:port
+    destination_service: str = UNKNOWN  # host, e.g. reviews.default.svc.cluster.local
+    destination_service_name: str = UNKNOWN
+    destination_service_namespace: str = UNKNOWN
+    destination_workload: str = UNKNOWN
+    destination_namespace: str = UNKNOWN
+    destination_app: str = UNKNOWN
+    destination_version: str = UNKNOWN
+    destination_principal: str = UNKNOWN
+    destination_address: str = ""  # upstream host, ip:port
+    protocol: str = "http"  # http | grpc | tcp
+    method: str = ""
+    authority: str = ""
+    path: str = ""
+    response_code: int = 0  # 0: no response was sent (Envoy prints 0 or -)
+    grpc_status: str = ""  # numeric gRPC status as text, "" when not gRPC
+    response_flags: str = NO_FLAGS  # Envoy's short flags, comma separated: "URX,UF"
+    duration_ms: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    upstream_cluster: str = ""
+    connection_security_policy: str = UNKNOWN  # mutual_tls | none | unknown
+    trace_id: str = ""
+    span_id: str = ""
+    request_id: str = ""
+    start_time: str = ""  # as the proxy printed it (RFC 3339)
+    user_agent: str = ""
+    route_name: str = ""
+
+
+RECORD_FIELDS: tuple[str, ...] = Record._fields
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The identity of a proxy or of a peer: who reported a Record, or who was on the other end."""
+
+    name: str = UNKNOWN
+    namespace: str = UNKNOWN
+    app: str = UNKNOWN
+    version: str = UNKNOWN
+    principal: str = UNKNOWN
+    gateway: bool = False  # an ingress/egress gateway ("router" node) always reports as source
+
+    @property
+    def known(self) -> bool:
+        return self.name != UNKNOWN

@@ -1,0 +1,51 @@
+"""Config of the file tailing receiver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class WorkloadMatch:
+    """The reporting proxy's identity for files matching ``glob`` (when the path does not tell it)."""
+
+    glob: str = ""
+    workload: str = "unknown"
+    namespace: str = "unknown"
+    app: str = ""  # defaults to the workload name
+    version: str = "unknown"
+    gateway: bool = False
+
+    def validate(self) -> list[str]:
+        return [] if self.glob else ["glob: required"]
+
+
+@dataclass
+class DeadLetterConfig:
+    path: str = ""  # empty: no dead-letter file
+    max_lines: int = 1000  # at most this many bad lines are sampled into the file per run
+
+
+@dataclass
+class FileLogConfig:
+    enabled: bool = True
+    include: list[str] = field(default_factory=lambda: ["/var/log/pods/*/istio-proxy/*.log"])
+    exclude: list[str] = field(default_factory=list)
+    format: str = "auto"  # a preset name, an Envoy format string, or "auto"
+    start_at: Literal["beginning", "end"] = "beginning"
+    poll_interval: float = 0.25
+    max_line_bytes: int = 65536
+    read_chunk_bytes: int = 1 << 20
+    checkpoint_file: str = ""  # empty: offsets are not kept across restarts
+    checkpoint_interval: float = 1.0
+    workloads: list[WorkloadMatch] = field(default_factory=list)
+    dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
+
+    def validate(self) -> list[str]:
+        errors = []
+        if self.max_line_bytes < 128:
+            errors.append("max_line_bytes: must be at least 128")
+        if self.poll_interval <= 0:
+            errors.append("poll_interval: must be positive")
+        return errors
