@@ -15,34 +15,37 @@ NO_FLAGS = "-"
 
 
 class Record(NamedTuple):
+    # Who called whom: the first IDENTITY_FIELDS fields depend only on the two peers and the route,
+    # so parsers can build them once per peer pair and sinks can slice them as a label-key prefix.
     reporter: str = UNKNOWN  # "source" (client-side proxy) | "destination" (server-side proxy)
     source_workload: str = UNKNOWN
     source_namespace: str = UNKNOWN
+    source_principal: str = UNKNOWN
     source_app: str = UNKNOWN
     source_version: str = UNKNOWN
-    source_principal: str = UNKNOWN
-    source_address: str = ""  # downstream remote address, ip:port
+    destination_workload: str = UNKNOWN
+    destination_namespace: str = UNKNOWN
+    destination_principal: str = UNKNOWN
+    destination_app: str = UNKNOWN
+    destination_version: str = UNKNOWN
     destination_service: str = UNKNOWN  # host, e.g. reviews.default.svc.cluster.local
     destination_service_name: str = UNKNOWN
     destination_service_namespace: str = UNKNOWN
-    destination_workload: str = UNKNOWN
-    destination_namespace: str = UNKNOWN
-    destination_app: str = UNKNOWN
-    destination_version: str = UNKNOWN
-    destination_principal: str = UNKNOWN
-    destination_address: str = ""  # upstream host, ip:port
+    connection_security_policy: str = UNKNOWN  # mutual_tls | none | unknown
+    # What happened on this request or connection.
     protocol: str = "http"  # http | grpc | tcp
-    method: str = ""
-    authority: str = ""
-    path: str = ""
-    response_code: int = 0  # 0: no response was sent (Envoy prints 0 or -)
+    response_code: int = 0  # 0: no response was sent
     grpc_status: str = ""  # numeric gRPC status as text, "" when not gRPC
     response_flags: str = NO_FLAGS  # Envoy's short flags, comma separated: "URX,UF"
     duration_ms: int = 0
     bytes_received: int = 0
     bytes_sent: int = 0
+    method: str = ""
+    authority: str = ""
+    path: str = ""
+    source_address: str = ""  # downstream remote address, ip:port
+    destination_address: str = ""  # upstream host, ip:port
     upstream_cluster: str = ""
-    connection_security_policy: str = UNKNOWN  # mutual_tls | none | unknown
     trace_id: str = ""
     span_id: str = ""
     request_id: str = ""
@@ -52,6 +55,7 @@ class Record(NamedTuple):
 
 
 RECORD_FIELDS: tuple[str, ...] = Record._fields
+IDENTITY_FIELDS = 15  # Record[:IDENTITY_FIELDS] is the peer-pair identity
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,13 @@ from telemetry.model import Workload
 
 def address_ip(address: str) -> str:
     """``10.0.0.1:80`` -> ``10.0.0.1``; ``[::1]:80`` -> ``::1``; a bare IP is returned unchanged."""
-    if address.startswith("["):
+    if address[:1] == "[":
         end = address.find("]")
         return address[1:end] if end > 0 else address
-    if address.count(":") == 1:
-        return address.partition(":")[0]
-    return address
+    colon = address.find(":")
+    if colon < 0 or address.find(":", colon + 1) >= 0:
+        return address  # no port, or a bare IPv6 address
+    return address[:colon]
 
 
 class PeerTable:
@@ -33,10 +34,12 @@ class PeerTable:
         self._pinned: dict[str, Workload] = {}
         self._lock = threading.Lock()
         self.evicted = 0
+        self.version = 0  # changes whenever an answer of lookup() may have changed
 
     def pin(self, ip: str, workload: Workload) -> None:
         """A configured peer: never evicted, never overwritten by learning."""
         self._pinned[ip] = workload
+        self.version += 1
 
     def learn(self, ip: str, workload: Workload) -> None:
         if not ip or ip in self._pinned or self._by_ip.get(ip) == workload:
@@ -47,6 +50,7 @@ class PeerTable:
                 del self._by_ip[next(iter(self._by_ip))]
                 self.evicted += 1
             self._by_ip[ip] = workload
+            self.version += 1
 
     def lookup(self, ip: str) -> Workload | None:
         return self._pinned.get(ip) or self._by_ip.get(ip)

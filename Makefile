@@ -1,0 +1,43 @@
+# make demo: a virtual environment, meshscope installed, the embedded demo running.
+# make test: everything the tests need (as root on Debian also the system packages), then pytest.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# System packages the tests use for real: Prometheus and promtool (later: chromium, docker-compose).
+DEBIAN_PACKAGES := prometheus
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-test system-packages bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+demo: install
+	$(BIN)/meshscope demo
+
+# Installs Debian packages only where that is possible (root on Debian); elsewhere the tests that
+# need them skip and say what to install.
+system-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "system packages present:$(DEBIAN_PACKAGES)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "not root on Debian: install$$missing yourself, or the tests that need them skip"; fi
+
+test: install-test system-packages
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/ingest_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,241 @@
+"""Where an access-log entry becomes a Record: which side reported it, who called whom, with what result.
+
+Text logs, JSON logs and ALS entries all arrive here as ``EnvoyFields``. The reporter side comes from
+the upstream cluster (``outbound|...`` is the client's proxy, ``inbound|...`` the server's; gateways
+always report as source). The reporting proxy's own identity fills its side; the other side comes from
+the cluster name or mTLS SNI (the service) and from the peer table (the workload at the peer address).
+"""
+
+from __future__ import annotations
+
+from telemetry.envoy.clusters import (
+    BLACKHOLE,
+    INBOUND,
+    INBOUND_PASSTHROUGH,
+    OUTBOUND,
+    PASSTHROUGH,
+    decode_cluster,
+    decode_sni,
+    service_of_host,
+)
+from telemetry.envoy.errors import ParseError
+from telemetry.envoy.operators import EnvoyFields
+from telemetry.envoy.peers import PeerTable, address_ip
+from telemetry.model import NO_FLAGS, UNKNOWN, Record, Workload
+
+# Envoy prints %GRPC_STATUS% as a name by default; Istio's label is the number.
+GRPC_STATUS_CODES = {
+    name: str(code)
+    for code, names in enumerate(
+        [
+            ("ok",),
+            ("canceled", "cancelled"),
+            ("unknown",),
+            ("invalidargument", "invalid_argument"),
+            ("deadlineexceeded", "deadline_exceeded"),
+            ("notfound", "not_found"),
+            ("alreadyexists", "already_exists"),
+            ("permissiondenied", "permission_denied"),
+            ("resourceexhausted", "resource_exhausted"),
+            ("failedprecondition", "failed_precondition"),
+            ("aborted",),
+            ("outofrange", "out_of_range"),
+            ("unimplemented",),
+            ("internal",),
+            ("unavailable",),
+            ("dataloss", "data_loss"),
+            ("unauthenticated",),
+        ]
+    )
+    for name in names
+}
+
+_new = tuple.__new__
+_UNKNOWN_WORKLOAD = Workload()
+_IDENTITY_CACHE_SIZE = 4096
+
+
+def _grpc_status(value: object) -> str:
+    text = str(value)
+    if text.isdigit():
+        return text
+    return GRPC_STATUS_CODES.get(text.lower(), text)
+
+
+def _host(authority: str) -> str:
+    if authority.startswith("["):
+        return authority[: authority.find("]") + 1]
+    return authority.partition(":")[0]
+
+
+def _service_from_authority(authority: str, default_namespace: str) -> tuple[str, str, str]:
+    host = _host(authority)
+    name, namespace = service_of_host(host)
+    return host, name, namespace or default_namespace
+
+
+class RecordAssembler:
+    """Turns EnvoyFields into Records for one reporting proxy at a time.
+
+    EnvoyFields values are "" where absent (extractors turn Envoy's ``-`` and JSON's null into "");
+    counters may be ints or digit strings. The identity half of a Record is cached per (route, peer) and rebuilt whenever the
+    peer table learns something new.
+    """
+
+    def __init__(self, peers: PeerTable) -> None:
+        self._peers = peers
+        self._identities: dict[tuple[object, ...], tuple[str, ...]] = {}
+        self._peers_version = -1
+        self._reporter: Workload | None = None
+
+    def assemble(self, fields: EnvoyFields, reporter: Workload) -> Record:
+        (
+            start_time, method, path, protocol, response_code, response_flags, _, _, _,
+            bytes_received, bytes_sent, duration, _, _, user_agent, request_id, authority,
+            upstream_host, upstream_cluster, upstream_local_address, downstream_local_address,
+            downstream_remote_address, requested_server_name, route_name, grpc_status,
+            trace_id, span_id, traceparent, downstream_peer_uri_san, upstream_peer_uri_san,
+        ) = fields  # fmt: skip
+        peers = self._peers
+        if peers.version != self._peers_version or reporter is not self._reporter:
+            # Identities depend on the peer table and the reporter: a change of either starts afresh.
+            self._identities.clear()
+            self._peers_version = peers.version
+            self._reporter = reporter
+        key = (
+            upstream_cluster,
+            requested_server_name,
+            authority,
+            upstream_host,
+            downstream_remote_address.rpartition(":")[0],  # the peer's IP, cheaply: only a cache key
+            downstream_peer_uri_san,
+            upstream_peer_uri_san,
+        )
+        identity = self._identities.get(key)
+        if identity is None:
+            identity = self._identity(fields, reporter)
+            if len(self._identities) >= _IDENTITY_CACHE_SIZE:
+                self._identities.clear()
+            self._identities[key] = identity
+            if reporter.known:
+                # The reporter's own pod address, for the other side's entries to find it by. A pod's
+                # address does not change, so learning it on a cache miss is enough.
+                own_address = upstream_local_address if identity[0] == "source" else downstream_local_address
+                if own_address:
+                    peers.learn(address_ip(own_address), reporter)
+
+        if grpc_status:
+            grpc_status = _grpc_status(grpc_status)
+            protocol = "grpc"
+        else:
+            protocol = "tcp" if not method and not protocol else "http"
+        if traceparent and not (trace_id and span_id):
+            trace_id, span_id = _from_traceparent(traceparent, trace_id, span_id)
+        try:
+            return _new(
+                Record,
+                identity
+                + (
+                    protocol,
+                    int(response_code) if response_code else 0,
+                    grpc_status,
+                    response_flags or NO_FLAGS,
+                    int(duration) if duration else 0,
+                    int(bytes_received) if bytes_received else 0,
+                    int(bytes_sent) if bytes_sent else 0,
+                    method,
+                    authority,
+                    path,
+                    downstream_remote_address,
+                    upstream_host,
+                    upstream_cluster,
+                    trace_id,
+                    span_id,
+                    request_id,
+                    start_time,
+                    user_agent,
+                    route_name,
+                ),
+            )
+        except (TypeError, ValueError):
+            raise ParseError(
+                "bad_number",
+                f"a counter is not a number: {response_code!r} {duration!r} {bytes_received!r} {bytes_sent!r}",
+            ) from None
+
+    def _identity(self, fields: EnvoyFields, reporter: Workload) -> tuple[str, ...]:
+        peers = self._peers
+        cluster_name = _text(fields.upstream_cluster)
+        cluster = decode_cluster(cluster_name)
+        sni = _text(fields.requested_server_name)
+        mesh_sni = decode_sni(sni) if sni else None
+        authority = _text(fields.authority)
+
+        inbound = cluster.direction == INBOUND or (mesh_sni is not None and bool(mesh_sni.direction))
+        # Gateways always report as the client; so does a plain Envoy whose cluster names are not Istio's.
+        if reporter.gateway or cluster.direction == OUTBOUND or not inbound:
+            source = reporter
+            if cluster.special in (PASSTHROUGH, BLACKHOLE):
+                host = _host(authority) if authority else _text(fields.upstream_host)
+                service = (host or UNKNOWN, cluster.special, UNKNOWN)
+            elif cluster.direction == OUTBOUND and cluster.host:
+                service = (cluster.host, cluster.service, cluster.namespace or UNKNOWN)
+            elif authority:
+                service = _service_from_authority(authority, UNKNOWN)
+            else:
+                service = (UNKNOWN, UNKNOWN, UNKNOWN)
+            destination = peers.lookup(address_ip(_text(fields.upstream_host))) or _UNKNOWN_WORKLOAD
+            return (
+                "source",
+                source.name,
+                source.namespace,
+                reporter.principal,
+                source.app,
+                source.version,
+                destination.name,
+                destination.namespace,
+                _text(fields.upstream_peer_uri_san) or destination.principal,
+                destination.app,
+                destination.version,
+                *service,
+                UNKNOWN,  # Istio's client-side reports do not know the server's TLS mode
+            )
+
+        destination = reporter
+        if mesh_sni is not None and mesh_sni.direction:
+            service = (mesh_sni.host, mesh_sni.service, mesh_sni.namespace or UNKNOWN)
+        elif cluster.special == INBOUND_PASSTHROUGH:
+            service = (_host(authority) or INBOUND_PASSTHROUGH, INBOUND_PASSTHROUGH, reporter.namespace)
+        elif authority:
+            service = _service_from_authority(authority, reporter.namespace)
+        else:
+            service = (UNKNOWN, UNKNOWN, reporter.namespace)
+        source = peers.lookup(address_ip(_text(fields.downstream_remote_address))) or _UNKNOWN_WORKLOAD
+        peer_san = _text(fields.downstream_peer_uri_san)
+        mutual_tls = (mesh_sni is not None and bool(mesh_sni.direction)) or bool(peer_san)
+        return (
+            "destination",
+            source.name,
+            source.namespace,
+            peer_san or source.principal,
+            source.app,
+            source.version,
+            destination.name,
+            destination.namespace,
+            reporter.principal,
+            destination.app,
+            destination.version,
+            *service,
+            "mutual_tls" if mutual_tls else "none",
+        )
+
+
+def _from_traceparent(traceparent: str, trace_id: str, span_id: str) -> tuple[str, str]:
+    parts = traceparent.split("-")
+    if len(parts) != 4:
+        return trace_id, span_id
+    return trace_id or parts[1], span_id or parts[2]
+
+
+def _text(value: object) -> str:
+    return "" if value is None or value == "-" else str(value)

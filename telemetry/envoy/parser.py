@@ -1,0 +1,205 @@
+"""Where an access-log line is parsed: one compiler for any Envoy format string, presets, auto-detection.
+
+``compile_format`` turns a format string into an extractor (line -> EnvoyFields, or None when the line
+does not fit). Text formats become one anchored regex whose groups are mapped to EnvoyFields by a
+function generated once per format; JSON formats (a format string starting with ``{``, or the ``json``
+preset) are decoded with orjson. ``make_parser`` adds the Record assembly and, for ``auto``, detection
+among the presets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import orjson
+
+from telemetry.envoy.errors import ParseError
+from telemetry.envoy.istio import RecordAssembler
+from telemetry.envoy.operators import FIELD_NAMES, NUMERIC_FIELDS, EnvoyFields, Operator, field_of, tokenize
+from telemetry.envoy.peers import PeerTable
+from telemetry.envoy.presets import DETECTION_ORDER, PRESETS
+from telemetry.model import Record, Workload
+
+__all__ = ["ParseError", "LineParser", "compile_format", "make_parser", "resolve_format"]
+
+Extractor = Callable[[str], EnvoyFields | None]
+
+# How many quotes beyond the format's own a line may carry before the lenient pass is not tried:
+# each extra quote multiplies the ways the lenient regex can split the line.
+_MAX_EXTRA_QUOTES = 8
+
+
+def resolve_format(fmt: str) -> str:
+    """A preset name or a format string -> the format string."""
+    return PRESETS.get(fmt, fmt)
+
+
+def compile_format(fmt: str) -> Extractor:
+    fmt = resolve_format(fmt)
+    if fmt.lstrip().startswith("{"):
+        return _compile_json(fmt)
+    return _compile_text(fmt)
+
+
+def _operator_pattern(field: str | None, following: str, inside_quotes: bool, lenient: bool) -> str:
+    if field in NUMERIC_FIELDS:
+        body = r"\d+"
+    elif lenient and inside_quotes:
+        body = ".*?"
+    elif following:
+        body = "[^" + re.escape(following[0]) + "]*"
+    else:
+        body = ".*"
+    # Envoy prints "-" for an absent value: it is matched outside the group, which then captures None.
+    return f"(?:-|({body}))" if field is not None else f"(?:-|{body})"
+
+
+def _text_regex(tokens: Sequence[str | Operator], lenient: bool) -> re.Pattern[str]:
+    parts = []
+    quotes = 0
+    for index, token in enumerate(tokens):
+        if isinstance(token, str):
+            parts.append(re.escape(token))
+            quotes += token.count('"')
+            continue
+        following = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if isinstance(following, Operator):
+            # Two operators with nothing between them: the first takes as little as it can.
+            parts.append("(?:-|(.*?))" if field_of(token) is not None else "(?:.*?)")
+            continue
+        parts.append(_operator_pattern(field_of(token), following, quotes % 2 == 1, lenient))
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+def _compile_text(fmt: str) -> Extractor:
+    tokens = tokenize(fmt)
+    fields = [field for token in tokens if isinstance(token, Operator) and (field := field_of(token)) is not None]
+    if not fields:
+        raise ValueError(f"format {fmt!r} has no command operator meshscope can use")
+    strict = _text_regex(tokens, lenient=False)
+    lenient = _text_regex(tokens, lenient=True)
+    format_quotes = sum(token.count('"') for token in tokens if isinstance(token, str))
+
+    # A field captured twice (two operators for one field) keeps the first non-empty capture.
+    slots: list[str] = []
+    for name in FIELD_NAMES:
+        groups = [index for index, field in enumerate(fields) if field == name]
+        if not groups:
+            slots.append('""')
+        elif len(groups) == 1:
+            slots.append(f"(g[{groups[0]}] or '')")
+        else:
+            slots.append("(" + " or ".join(f"g[{index}]" for index in groups) + " or '')")
+    source = (
+        "def extract(line):\n"
+        "    m = strict(line)\n"
+        "    if m is None:\n"
+        "        if line.count('\"') - format_quotes > max_extra or (m := lenient(line)) is None:\n"
+        "            return None\n"
+        "    g = m.groups()\n"
+        f"    return new(EnvoyFields, ({', '.join(slots)},))\n"
+    )
+    namespace = {
+        "strict": strict.match,
+        "lenient": lenient.match,
+        "format_quotes": format_quotes,
+        "max_extra": _MAX_EXTRA_QUOTES,
+        "new": tuple.__new__,
+        "EnvoyFields": EnvoyFields,
+    }
+    exec(compile(source, f"<envoy format {fmt[:40]!r}>", "exec"), namespace)
+    return namespace["extract"]  # type: ignore[no-any-return]
+
+
+def _compile_json(fmt: str) -> Extractor:
+    try:
+        template = orjson.loads(fmt)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"JSON format is not valid JSON: {exc}") from None
+    if not isinstance(template, dict):
+        raise ValueError("a JSON format must be an object of key -> command operator")
+    # Istio's own key names always work; the format's keys say where else each field may be.
+    key_of = {name: name for name in FIELD_NAMES}
+    for key, value in template.items():
+        if isinstance(value, str):
+            operators = [token for token in tokenize(value) if isinstance(token, Operator)]
+            if len(operators) == 1 and (field := field_of(operators[0])) is not None:
+                key_of[field] = key
+    keys = tuple(key_of[name] for name in FIELD_NAMES)
+    loads = orjson.loads
+    new = tuple.__new__
+
+    def extract(line: str) -> EnvoyFields | None:
+        if not line.startswith("{"):
+            return None
+        try:
+            data = loads(line)
+        except orjson.JSONDecodeError:
+            raise ParseError("bad_json", "not valid JSON") from None
+        if not isinstance(data, dict):
+            return None
+        get = data.get
+        values = [get(key) for key in keys]
+        if None in values or "-" in values:
+            values = ["" if value is None or value == "-" else value for value in values]
+        return new(EnvoyFields, values)
+
+    return extract
+
+
+class LineParser:
+    """Parses lines of one proxy's access log into Records."""
+
+    def __init__(self, fmt: str, reporter: Workload, peers: PeerTable) -> None:
+        self.reporter = reporter
+        self._assemble = RecordAssembler(peers).assemble
+        self._auto = fmt == "auto"
+        self._candidates: list[tuple[str, Extractor]] = (
+            [(name, _compiled_preset(name)) for name in DETECTION_ORDER] if self._auto else [(fmt, compile_format(fmt))]
+        )
+        self.format_name, self._extract = self._candidates[0]
+
+    def parse(self, line: str) -> Record:
+        if line.endswith("\n"):
+            line = line.rstrip("\r\n")
+        fields = self._extract(line)
+        if fields is None:
+            fields = self._detect(line)
+        return self._assemble(fields, self.reporter)
+
+    def _detect(self, line: str) -> EnvoyFields:
+        error: ParseError | None = None
+        if self._auto:
+            for name, extract in self._candidates:
+                if extract is self._extract:
+                    continue
+                try:
+                    fields = extract(line)
+                except ParseError as exc:
+                    error = exc
+                    continue
+                if fields is not None:
+                    # Formats do not change line to line; keep the one that fits at the front.
+                    self.format_name, self._extract = name, extract
+                    return fields
+        if not line.strip():
+            raise ParseError("empty_line")
+        if error is not None:
+            raise error
+        raise ParseError("format_mismatch", f"line does not fit the {self.format_name} format")
+
+
+_PRESET_CACHE: dict[str, Extractor] = {}
+
+
+def _compiled_preset(name: str) -> Extractor:
+    extractor = _PRESET_CACHE.get(name)
+    if extractor is None:
+        extractor = _PRESET_CACHE[name] = compile_format(name)
+    return extractor
+
+
+def make_parser(fmt: str, reporter: Workload, peers: PeerTable) -> LineParser:
+    """``fmt``: "auto", a preset name (see telemetry.envoy.presets) or an Envoy format string."""
+    return LineParser(fmt, reporter, peers)

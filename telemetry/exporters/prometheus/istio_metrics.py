@@ -1,0 +1,219 @@
+"""Where Records are aggregated into Istio's standard metrics.
+
+The hot path adds each Record to plain dicts keyed by label tuples; prometheus-client sees the totals
+only at scrape time, through this custom collector. Series per metric are capped: past the cap a new
+label set is folded into one ``overflow`` series and counted, so a flood of unique paths or peers
+cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from telemetry.model import IDENTITY_FIELDS, Record
+
+# Istio's default buckets: request duration in milliseconds, request and response sizes in bytes.
+DURATION_BUCKETS_MS: tuple[float, ...] = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
+)  # fmt: skip
+SIZE_BUCKETS_BYTES: tuple[float, ...] = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000)
+
+# Label names in the order of Record[:IDENTITY_FIELDS], as Istio names them.
+IDENTITY_LABELS = (
+    "reporter",
+    "source_workload",
+    "source_workload_namespace",
+    "source_principal",
+    "source_app",
+    "source_version",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_principal",
+    "destination_app",
+    "destination_version",
+    "destination_service",
+    "destination_service_name",
+    "destination_service_namespace",
+    "connection_security_policy",
+)
+REQUEST_LABELS = (*IDENTITY_LABELS, "request_protocol", "response_code", "grpc_response_status", "response_flags")
+TCP_LABELS = (*IDENTITY_LABELS, "request_protocol", "response_flags")
+# Derived at scrape time, as Istio sets them: canonical service/revision default to app/version.
+EXTRA_LABELS = (
+    "source_canonical_service",
+    "source_canonical_revision",
+    "destination_canonical_service",
+    "destination_canonical_revision",
+    "source_cluster",
+    "destination_cluster",
+)
+
+OVERFLOW = "overflow"
+
+_PROTOCOL = IDENTITY_FIELDS  # Record index of protocol; the request fields follow it in this order
+_CODE = _PROTOCOL + 1
+_GRPC = _PROTOCOL + 2
+_FLAGS = _PROTOCOL + 3
+_DURATION = _PROTOCOL + 4
+_RECEIVED = _PROTOCOL + 5
+_SENT = _PROTOCOL + 6
+assert Record._fields[_PROTOCOL : _SENT + 1] == (
+    "protocol", "response_code", "grpc_status", "response_flags", "duration_ms", "bytes_received", "bytes_sent",
+)  # fmt: skip
+
+
+class IstioMetrics(Collector):
+    def __init__(self, max_series_per_metric: int = 10_000, cluster: str = "Kubernetes") -> None:
+        self._max_series = max_series_per_metric
+        self._cluster = cluster
+        self._lock = threading.Lock()
+        # One entry per HTTP/gRPC label set: [count, duration sum, duration buckets,
+        # request bytes sum, request bucket counts, response bytes sum, response bucket counts].
+        self._requests: dict[tuple[object, ...], list] = {}
+        # One entry per TCP label set: [connections, bytes received, bytes sent].
+        self._tcp: dict[tuple[object, ...], list[int]] = {}
+        self.overflowed: dict[str, int] = {}
+
+    def consume(self, batch: Sequence[Record]) -> None:
+        requests = self._requests
+        tcp = self._tcp
+        duration_buckets = DURATION_BUCKETS_MS
+        size_buckets = SIZE_BUCKETS_BYTES
+        with self._lock:
+            for record in batch:
+                if record[_PROTOCOL] == "tcp":
+                    key = record[:_CODE] + (record[_FLAGS],)
+                    entry = tcp.get(key)
+                    if entry is None:
+                        entry = self._new_tcp_series(key)
+                    entry[0] += 1
+                    entry[1] += record[_RECEIVED]
+                    entry[2] += record[_SENT]
+                    continue
+                key = record[:_DURATION]
+                entry = requests.get(key)
+                if entry is None:
+                    entry = self._new_request_series(key)
+                entry[0] += 1
+                duration = record[_DURATION]
+                entry[1] += duration
+                entry[2][bisect_left(duration_buckets, duration)] += 1
+                received = record[_RECEIVED]
+                entry[3] += received
+                entry[4][bisect_left(size_buckets, received)] += 1
+                sent = record[_SENT]
+                entry[5] += sent
+                entry[6][bisect_left(size_buckets, sent)] += 1
+
+    def _new_request_series(self, key: tuple[object, ...]) -> list:
+        if len(self._requests) >= self._max_series:
+            key = _overflow_key(key)
+            self.overflowed["istio_requests_total"] = self.overflowed.get("istio_requests_total", 0) + 1
+            entry = self._requests.get(key)
+            if entry is not None:
+                return entry
+        entry = [0, 0, [0] * (len(DURATION_BUCKETS_MS) + 1), 0, [0] * (len(SIZE_BUCKETS_BYTES) + 1), 0,
+                 [0] * (len(SIZE_BUCKETS_BYTES) + 1)]  # fmt: skip
+        self._requests[key] = entry
+        return entry
+
+    def _new_tcp_series(self, key: tuple[object, ...]) -> list[int]:
+        if len(self._tcp) >= self._max_series:
+            key = _overflow_key(key)
+            self.overflowed["istio_tcp_connections_opened_total"] = (
+                self.overflowed.get("istio_tcp_connections_opened_total", 0) + 1
+            )
+            entry = self._tcp.get(key)
+            if entry is not None:
+                return entry
+        entry = [0, 0, 0]
+        self._tcp[key] = entry
+        return entry
+
+    def series_count(self) -> int:
+        return len(self._requests) + len(self._tcp)
+
+    def request_totals(self) -> dict[tuple[object, ...], int]:
+        """Request count per request label set (a snapshot), for summaries."""
+        with self._lock:
+            return {key: entry[0] for key, entry in self._requests.items()}
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        with self._lock:
+            requests = [(key, entry[0], entry[1], list(entry[2]), entry[3], list(entry[4]), entry[5], list(entry[6]))
+                        for key, entry in self._requests.items()]  # fmt: skip
+            tcp = [(key, list(entry)) for key, entry in self._tcp.items()]
+            overflowed = dict(self.overflowed)
+        request_labels = [*REQUEST_LABELS, *EXTRA_LABELS]
+        tcp_labels = [*TCP_LABELS, *EXTRA_LABELS]
+        total = CounterMetricFamily("istio_requests", "Requests seen by the mesh's proxies.", labels=request_labels)
+        duration = HistogramMetricFamily(
+            "istio_request_duration_milliseconds", "Request duration in milliseconds.", labels=request_labels
+        )
+        request_bytes = HistogramMetricFamily("istio_request_bytes", "Request sizes in bytes.", labels=request_labels)
+        response_bytes = HistogramMetricFamily(
+            "istio_response_bytes", "Response sizes in bytes.", labels=request_labels
+        )
+        for key, count, duration_sum, duration_buckets, req_sum, req_buckets, resp_sum, resp_buckets in requests:
+            values = self._label_values(key)
+            total.add_metric(values, count)
+            duration.add_metric(values, _cumulative(DURATION_BUCKETS_MS, duration_buckets), duration_sum)
+            request_bytes.add_metric(values, _cumulative(SIZE_BUCKETS_BYTES, req_buckets), req_sum)
+            response_bytes.add_metric(values, _cumulative(SIZE_BUCKETS_BYTES, resp_buckets), resp_sum)
+        yield from (total, duration, request_bytes, response_bytes)
+
+        opened = CounterMetricFamily(
+            "istio_tcp_connections_opened", "TCP connections opened.", labels=tcp_labels
+        )
+        closed = CounterMetricFamily("istio_tcp_connections_closed", "TCP connections closed.", labels=tcp_labels)
+        received = CounterMetricFamily(
+            "istio_tcp_received_bytes", "Bytes received during request on TCP connections.", labels=tcp_labels
+        )
+        sent = CounterMetricFamily(
+            "istio_tcp_sent_bytes", "Bytes sent during response on TCP connections.", labels=tcp_labels
+        )
+        for key, (connections, received_bytes, sent_bytes) in tcp:
+            values = self._label_values(key)
+            # An access-log entry for a TCP connection is written when it closes: it was opened too.
+            opened.add_metric(values, connections)
+            closed.add_metric(values, connections)
+            received.add_metric(values, received_bytes)
+            sent.add_metric(values, sent_bytes)
+        yield from (opened, closed, received, sent)
+
+        folded = CounterMetricFamily(
+            "meshscope_metric_series_overflow",
+            "Records whose label set was folded into the overflow series by the cardinality cap.",
+            labels=["metric"],
+        )
+        for metric, count in sorted(overflowed.items()):
+            folded.add_metric([metric], count)
+        yield folded
+
+    def _label_values(self, key: tuple[object, ...]) -> list[str]:
+        values = [str(value) for value in key]
+        return [*values, values[4], values[5], values[9], values[10], self._cluster, self._cluster]
+
+
+def _overflow_key(key: tuple[object, ...]) -> tuple[object, ...]:
+    # The reporter is kept so that source- and destination-reported totals stay separable.
+    return (key[0],) + (OVERFLOW,) * (len(key) - 1)
+
+
+def _cumulative(bounds: Sequence[float], counts: list[int]) -> list[tuple[str, int]]:
+    running = 0
+    buckets = []
+    for bound, count in zip(bounds, counts):
+        running += count
+        buckets.append((_format_bound(bound), running))
+    buckets.append(("+Inf", running + counts[-1]))
+    return buckets
+
+
+def _format_bound(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)

@@ -1,0 +1,170 @@
+"""Offline ingest: whole access-log files in; a summary, the metrics exposition and the graph out."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from servicegraph.edges import EdgeTable, EdgeTotals
+from telemetry.config import PipelineConfig
+from telemetry.envoy.parser import ParseError, make_parser
+from telemetry.envoy.peers import PeerTable
+from telemetry.exporters.prometheus.config import PrometheusConfig
+from telemetry.exporters.prometheus.sink import PrometheusSink
+from telemetry.model import Record, Workload
+from telemetry.pipeline import Pipeline
+from telemetry.receivers.filelog.identity import identity_from_path
+from telemetry.receivers.filelog.unwrap import LineUnwrapper
+from telemetry.selfmetrics import SelfStats
+
+RECEIVER = "ingest"
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass
+class IngestResult:
+    records: int
+    parse_errors: dict[str, int]
+    edges: dict[tuple[str, str, str, str, str], EdgeTotals]
+    exposition: bytes
+    graph: dict[str, object]
+    lines: int = 0
+    bytes_read: int = 0
+    format_names: list[str] = field(default_factory=list)
+
+
+def _lines(stream: BinaryIO, max_line_bytes: int, on_bytes: Callable[[int], None]) -> Iterator[bytes | None]:
+    """Complete lines without their newline; None stands for a line longer than max_line_bytes."""
+    rest = b""
+    skipping = False
+    while chunk := stream.read(CHUNK_BYTES):
+        on_bytes(len(chunk))
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            if skipping:
+                skipping = False
+                continue
+            yield part if len(part) <= max_line_bytes else None
+        if len(rest) > max_line_bytes:
+            if not skipping:
+                yield None
+            skipping = True
+            rest = b""
+    if rest and not skipping:
+        yield rest if len(rest) <= max_line_bytes else None
+
+
+def ingest(
+    paths: Iterable[str],
+    fmt: str = "auto",
+    reporter: Workload | None = None,
+    max_line_bytes: int = 65536,
+    progress: bool = False,
+    max_series_per_metric: int = 10_000,
+) -> IngestResult:
+    paths = list(paths)
+    stats = SelfStats()
+    peers = PeerTable()
+    metrics = PrometheusSink(PrometheusConfig(max_series_per_metric=max_series_per_metric), stats, serve=False)
+    edges = EdgeTable()
+    defaults = PipelineConfig()
+    pipeline = Pipeline([("prometheus", metrics), ("servicegraph", edges)], stats, defaults.queue_size, defaults.batch_size)
+    pipeline.start()
+    total_size = sum(os.path.getsize(path) for path in paths if path != "-" and os.path.isfile(path))
+    bar = _progress_bar(total_size) if progress else None
+    lines = 0
+    bytes_read = 0
+    format_names = []
+
+    def advance(count: int) -> None:
+        nonlocal bytes_read
+        bytes_read += count
+        if bar is not None:
+            bar.update(count)
+
+    try:
+        for path in paths:
+            identity = reporter or identity_from_path(path) or Workload()
+            parser = make_parser(fmt, identity, peers)
+            parse = parser.parse
+            unwrapper = LineUnwrapper()
+            batch: list[Record] = []
+            with _open(path) as stream:
+                for raw in _lines(stream, max_line_bytes, advance):
+                    lines += 1
+                    if raw is None:
+                        stats.parse_error(RECEIVER, "too_long")
+                        continue
+                    try:
+                        text = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        stats.parse_error(RECEIVER, "not_utf8")
+                        continue
+                    line = unwrapper.feed(text)
+                    if line is None:
+                        continue
+                    try:
+                        batch.append(parse(line))
+                    except ParseError as error:
+                        stats.parse_error(RECEIVER, error.reason)
+                    if len(batch) >= 4096:
+                        pipeline.submit(batch, RECEIVER, wait=None)
+                        batch = []
+            pipeline.submit(batch, RECEIVER, wait=None)
+            format_names.append(parser.format_name)
+    finally:
+        pipeline.shutdown(timeout=600)
+        if bar is not None:
+            bar.close()
+    return IngestResult(
+        records=stats.records_received.get(RECEIVER, 0),
+        parse_errors={reason: count for (_, reason), count in stats.parse_errors.items()},
+        edges=edges.edges(),
+        exposition=metrics.exposition(),
+        graph=edges.to_json(),
+        lines=lines,
+        bytes_read=bytes_read,
+        format_names=format_names,
+    )
+
+
+def _open(path: str) -> BinaryIO:
+    if path == "-":
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    return open(path, "rb")
+
+
+def _progress_bar(total: int):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, unit="B", unit_scale=True, desc="ingest", file=sys.stderr, leave=False)
+
+
+def format_summary(result: IngestResult, top: int = 10) -> str:
+    out = [f"records: {result.records} from {result.lines} lines"]
+    if result.parse_errors:
+        out.append("parse errors:")
+        for reason, count in sorted(result.parse_errors.items(), key=lambda item: -item[1]):
+            out.append(f"  {reason}: {count}")
+    else:
+        out.append("parse errors: none")
+
+    def edge_name(key: tuple[str, str, str, str, str]) -> str:
+        workload, namespace, service, service_namespace, protocol = key
+        return f"{workload}.{namespace} -> {service}.{service_namespace} ({protocol})"
+
+    by_requests = sorted(result.edges.items(), key=lambda item: (-item[1].requests, item[0]))[:top]
+    out.append("top edges by requests:")
+    for key, totals in by_requests:
+        out.append(f"  {totals.requests:>10}  {edge_name(key)}")
+    failing = [item for item in result.edges.items() if item[1].errors]
+    by_errors = sorted(failing, key=lambda item: (-item[1].errors, item[0]))[:top]
+    out.append("top edges by errors:" if by_errors else "top edges by errors: none")
+    for key, totals in by_errors:
+        share = 100.0 * totals.errors / totals.requests
+        out.append(f"  {totals.errors:>10}  {share:5.1f}%  {edge_name(key)}")
+    return "\n".join(out)
