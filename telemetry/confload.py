@@ -159,6 +159,7 @@ def _convert_dataclass(cls: Any, value: Any, path: str, errors: list[str]) -> An
     hints = get_type_hints(cls)
     fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
     kwargs: dict[str, Any] = {}
+    before = len(errors)
     for key, item in value.items():
         key_path = _join(path, str(key))
         if key not in fields:
@@ -166,15 +167,16 @@ def _convert_dataclass(cls: Any, value: Any, path: str, errors: list[str]) -> An
             errors.append(f"{key_path}: unknown key (known keys here: {known})")
             continue
         kwargs[key] = _convert(hints[key], item, key_path, errors)
-    before = len(errors)
+    if len(errors) > before:
+        # Validation would only repeat what is wrong, on values of the wrong type.
+        return cls()
     try:
         instance = cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        if len(errors) == before:
-            errors.append(f"{where}: {exc}")
+        errors.append(f"{where}: {exc}")
         return cls()
     validate = getattr(instance, "validate", None)
-    if callable(validate) and len(errors) == before:
+    if callable(validate):
         for message in validate():
             errors.append(f"{_join(path, message)}" if ":" in message else f"{where}: {message}")
     return instance

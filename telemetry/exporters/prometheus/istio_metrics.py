@@ -111,7 +111,7 @@ class IstioMetrics(Collector):
                 entry[6][bisect_left(size_buckets, sent)] += 1
 
     def _new_request_series(self, key: tuple[object, ...]) -> list:
-        if len(self._requests) >= self._max_series:
+        if len(self._requests) >= self._max_series - 1:  # one slot is kept for the overflow series
             key = _overflow_key(key)
             self.overflowed["istio_requests_total"] = self.overflowed.get("istio_requests_total", 0) + 1
             entry = self._requests.get(key)
@@ -123,7 +123,7 @@ class IstioMetrics(Collector):
         return entry
 
     def _new_tcp_series(self, key: tuple[object, ...]) -> list[int]:
-        if len(self._tcp) >= self._max_series:
+        if len(self._tcp) >= self._max_series - 1:
             key = _overflow_key(key)
             self.overflowed["istio_tcp_connections_opened_total"] = (
                 self.overflowed.get("istio_tcp_connections_opened_total", 0) + 1

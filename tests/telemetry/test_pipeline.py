@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from telemetry.model import Record
+from telemetry.pipeline import Pipeline
+from telemetry.selfmetrics import SelfStats
+
+
+class CollectingSink:
+    def __init__(self, block: threading.Event | None = None) -> None:
+        self.batches: list[list[Record]] = []
+        self.flushed = 0
+        self.shutdowns = 0
+        self._block = block
+
+    def consume(self, batch: Sequence[Record]) -> None:
+        if self._block is not None:
+            self._block.wait(10)
+        self.batches.append(list(batch))
+
+    def flush(self, timeout: float) -> bool:
+        self.flushed += 1
+        return True
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+def test_records_fan_out_to_every_sink_in_batches_of_at_most_batch_size() -> None:
+    first, second = CollectingSink(), CollectingSink()
+    stats = SelfStats()
+    pipeline = Pipeline([("a", first), ("b", second)], stats, queue_size=1000, batch_size=4, batch_timeout=0.01)
+    pipeline.start()
+    for index in range(10):
+        assert pipeline.submit([Record(path=f"/{index}")], "test")
+    assert pipeline.flush(5)
+    for sink in (first, second):
+        assert [r.path for batch in sink.batches for r in batch] == [f"/{i}" for i in range(10)]
+        assert max(len(batch) for batch in sink.batches) <= 4
+    assert stats.records_received == {"test": 10}
+    pipeline.shutdown()
+
+
+def test_a_full_queue_refuses_and_counts_the_drop() -> None:
+    release = threading.Event()
+    sink = CollectingSink(block=release)
+    stats = SelfStats()
+    pipeline = Pipeline([("slow", sink)], stats, queue_size=5, batch_size=5, batch_timeout=0.0)
+    pipeline.start()
+    assert pipeline.submit([Record()] * 5, "test")  # taken by the worker, which blocks in the sink
+    accepted = [pipeline.submit([Record()] * 5, "test") for _ in range(3)]
+    assert accepted.count(False) >= 1
+    assert stats.dropped[("pipeline", "queue_full")] == 5 * accepted.count(False)
+    assert stats.queue_depth("pipeline") <= 5
+    release.set()
+    pipeline.shutdown()
+    delivered = sum(len(batch) for batch in sink.batches)
+    assert delivered == 5 * (1 + accepted.count(True))
+
+
+def test_shutdown_drains_flushes_once_and_is_idempotent() -> None:
+    sink = CollectingSink()
+    pipeline = Pipeline([("s", sink)], SelfStats(), batch_size=1000, batch_timeout=5.0)
+    pipeline.start()
+    pipeline.submit([Record()] * 3, "test")
+    pipeline.shutdown()
+    pipeline.shutdown()
+    assert sum(len(batch) for batch in sink.batches) == 3
+    assert sink.shutdowns == 1
+
+
+def test_submit_after_shutdown_is_refused_and_counted() -> None:
+    stats = SelfStats()
+    pipeline = Pipeline([("s", CollectingSink())], stats)
+    pipeline.start()
+    pipeline.shutdown()
+    assert not pipeline.submit([Record()], "test")
+    assert stats.dropped[("pipeline", "shutdown")] == 1
+
+
+def test_a_failing_sink_does_not_stop_the_others() -> None:
+    class Broken(CollectingSink):
+        def consume(self, batch: Sequence[Record]) -> None:
+            raise RuntimeError("boom")
+
+    good = CollectingSink()
+    stats = SelfStats()
+    pipeline = Pipeline([("broken", Broken()), ("good", good)], stats, batch_timeout=0.01)
+    pipeline.start()
+    pipeline.submit([Record()] * 2, "test")
+    pipeline.shutdown()
+    assert sum(len(batch) for batch in good.batches) == 2
+    assert stats.dropped[("sink:broken", "sink_error")] == 2
