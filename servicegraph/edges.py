@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from telemetry.model import Record
 
@@ -27,44 +28,47 @@ EdgeKey = tuple[str, str, str, str, str]  # source workload, source namespace, s
 
 
 def is_error(record: Record) -> bool:
-    if record.protocol == "tcp":
-        return False
     if record.grpc_status:
         return record.grpc_status != "0"
-    return record.response_code >= 500 or record.response_code == 0
+    code = record.response_code
+    return (code >= 500 or code == 0) and record.protocol != "tcp"
+
+
+_EDGE_KEY = itemgetter(
+    *(Record._fields.index(name) for name in
+      ("source_workload", "source_namespace", "destination_service_name", "destination_service_namespace", "protocol"))
+)  # fmt: skip
 
 
 class EdgeTable:
     def __init__(self, max_edges: int = 100_000) -> None:
         self._max_edges = max_edges
         self._lock = threading.Lock()
-        self._by_reporter: dict[str, dict[EdgeKey, EdgeTotals]] = {"source": {}, "destination": {}}
+        # Per reporter: edge -> [requests, errors, bytes sent, bytes received, duration sum].
+        self._by_reporter: dict[str, dict[EdgeKey, list[int]]] = {"source": {}, "destination": {}}
         self.dropped = 0
 
     def consume(self, batch: Sequence[Record]) -> None:
+        edge_of = _EDGE_KEY
         with self._lock:
+            by_reporter = self._by_reporter
             for record in batch:
-                table = self._by_reporter.get(record.reporter)
+                table = by_reporter.get(record[0])
                 if table is None:
                     continue
-                key = (
-                    record.source_workload,
-                    record.source_namespace,
-                    record.destination_service_name,
-                    record.destination_service_namespace,
-                    record.protocol,
-                )
+                key = edge_of(record)
                 totals = table.get(key)
                 if totals is None:
                     if len(table) >= self._max_edges:
                         self.dropped += 1
                         continue
-                    totals = table[key] = EdgeTotals()
-                totals.requests += 1
-                totals.errors += is_error(record)
-                totals.bytes_sent += record.bytes_sent
-                totals.bytes_received += record.bytes_received
-                totals.duration_ms_sum += record.duration_ms
+                    totals = table[key] = [0, 0, 0, 0, 0]
+                totals[0] += 1
+                if is_error(record):
+                    totals[1] += 1
+                totals[2] += record.bytes_sent
+                totals[3] += record.bytes_received
+                totals[4] += record.duration_ms
 
     def flush(self, timeout: float) -> bool:
         return True
@@ -76,7 +80,7 @@ class EdgeTable:
         with self._lock:
             edges = dict(self._by_reporter["destination"])
             edges.update(self._by_reporter["source"])
-            return {key: EdgeTotals(**vars(totals)) for key, totals in edges.items()}
+            return {key: EdgeTotals(*totals) for key, totals in edges.items()}
 
     def to_json(self) -> dict[str, object]:
         edges = self.edges()

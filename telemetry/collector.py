@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import threading
@@ -14,7 +13,7 @@ from servicegraph.edges import EdgeTable
 from telemetry.config import Config
 from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.prometheus.sink import PrometheusSink
-from telemetry.pipeline import Pipeline, Receiver, Sink
+from telemetry.pipeline import Pipeline, Receiver, Sink, tune_gc
 from telemetry.selfmetrics import SelfStats
 
 log = logging.getLogger(__name__)
@@ -59,9 +58,7 @@ class Collector:
             self.receivers.append(("als", create_als(config.receivers.als, self.pipeline, self.stats, self.peers)))
 
     def start(self) -> None:
-        # Parsing allocates many short-lived tuples; a larger young generation keeps the cyclic GC
-        # from running every few hundred records (it finds no cycles among them anyway).
-        gc.set_threshold(50_000, 20, 20)
+        tune_gc()
         if self.metrics is not None:
             self.metrics.start()
         self.pipeline.start()

@@ -14,8 +14,8 @@ from telemetry.envoy.parser import ParseError, make_parser
 from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.prometheus.config import PrometheusConfig
 from telemetry.exporters.prometheus.sink import PrometheusSink
-from telemetry.model import Record, Workload
-from telemetry.pipeline import Pipeline
+from telemetry.model import Workload
+from telemetry.pipeline import Pipeline, tune_gc
 from telemetry.receivers.filelog.identity import identity_from_path
 from telemetry.receivers.filelog.unwrap import LineUnwrapper
 from telemetry.selfmetrics import SelfStats
@@ -36,26 +36,48 @@ class IngestResult:
     format_names: list[str] = field(default_factory=list)
 
 
-def _lines(stream: BinaryIO, max_line_bytes: int, on_bytes: Callable[[int], None]) -> Iterator[bytes | None]:
-    """Complete lines without their newline; None stands for a line longer than max_line_bytes."""
+def read_chunks(
+    stream: BinaryIO, max_line_bytes: int, on_bytes: Callable[[int], None]
+) -> Iterator[tuple[list[str], list[tuple[str, bytes]]]]:
+    """Complete lines a chunk at a time: (decoded lines, [(reason, raw line) that could not be used])."""
     rest = b""
-    skipping = False
-    while chunk := stream.read(CHUNK_BYTES):
+    skipping = False  # inside a line already reported as too long
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
         on_bytes(len(chunk))
+        if not chunk:
+            if rest and not skipping:
+                yield _decode([rest], max_line_bytes)
+            return
         parts = (rest + chunk).split(b"\n")
         rest = parts.pop()
-        for part in parts:
-            if skipping:
-                skipping = False
-                continue
-            yield part if len(part) <= max_line_bytes else None
+        if skipping and parts:
+            parts.pop(0)
+            skipping = False
         if len(rest) > max_line_bytes:
             if not skipping:
-                yield None
+                parts.append(rest)  # reported once as too long; its remainder is skipped
             skipping = True
             rest = b""
-    if rest and not skipping:
-        yield rest if len(rest) <= max_line_bytes else None
+        if parts:
+            yield _decode(parts, max_line_bytes)
+
+
+def _decode(parts: list[bytes], max_line_bytes: int) -> tuple[list[str], list[tuple[str, bytes]]]:
+    bad: list[tuple[str, bytes]] = []
+    if max(map(len, parts)) > max_line_bytes:
+        bad = [("too_long", part[:4096]) for part in parts if len(part) > max_line_bytes]
+        parts = [part for part in parts if len(part) <= max_line_bytes]
+    try:
+        return b"\n".join(parts).decode("utf-8").split("\n"), bad
+    except UnicodeDecodeError:
+        lines = []
+        for part in parts:
+            try:
+                lines.append(part.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad.append(("not_utf8", part))
+        return lines, bad
 
 
 def ingest(
@@ -74,6 +96,7 @@ def ingest(
     defaults = PipelineConfig()
     pipeline = Pipeline([("prometheus", metrics), ("servicegraph", edges)], stats, defaults.queue_size, defaults.batch_size)
     pipeline.start()
+    tune_gc()
     total_size = sum(os.path.getsize(path) for path in paths if path != "-" and os.path.isfile(path))
     bar = _progress_bar(total_size) if progress else None
     lines = 0
@@ -90,31 +113,20 @@ def ingest(
         for path in paths:
             identity = reporter or identity_from_path(path) or Workload()
             parser = make_parser(fmt, identity, peers)
-            parse = parser.parse
             unwrapper = LineUnwrapper()
-            batch: list[Record] = []
+            errors: list[tuple[str, str]] = []
             with _open(path) as stream:
-                for raw in _lines(stream, max_line_bytes, advance):
-                    lines += 1
-                    if raw is None:
-                        stats.parse_error(RECEIVER, "too_long")
-                        continue
-                    try:
-                        text = raw.decode("utf-8")
-                    except UnicodeDecodeError:
-                        stats.parse_error(RECEIVER, "not_utf8")
-                        continue
-                    line = unwrapper.feed(text)
-                    if line is None:
-                        continue
-                    try:
-                        batch.append(parse(line))
-                    except ParseError as error:
-                        stats.parse_error(RECEIVER, error.reason)
-                    if len(batch) >= 4096:
-                        pipeline.submit(batch, RECEIVER, wait=None)
-                        batch = []
-            pipeline.submit(batch, RECEIVER, wait=None)
+                for decoded, bad in read_chunks(stream, max_line_bytes, advance):
+                    lines += len(decoded) + len(bad)
+                    for reason, _ in bad:
+                        stats.parse_error(RECEIVER, reason)
+                    if unwrapper.kind != "plain":
+                        decoded = [line for line in map(unwrapper.feed, decoded) if line is not None]
+                    records = parser.parse_lines(decoded, errors)
+                    for reason, _ in errors:
+                        stats.parse_error(RECEIVER, reason)
+                    errors.clear()
+                    pipeline.submit(records, RECEIVER, wait=None)
             format_names.append(parser.format_name)
     finally:
         pipeline.shutdown(timeout=600)

@@ -168,6 +168,24 @@ class LineParser:
             fields = self._detect(line)
         return self._assemble(fields, self.reporter)
 
+    def parse_lines(self, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
+        """Parse many lines (without newlines); each failure is appended to ``errors`` as (reason, line)."""
+        records: list[Record] = []
+        append = records.append
+        extract = self._extract
+        assemble = self._assemble
+        reporter = self.reporter
+        for line in lines:
+            try:
+                fields = extract(line)
+                if fields is None:
+                    fields = self._detect(line)
+                    extract = self._extract
+                append(assemble(fields, reporter))
+            except ParseError as error:
+                errors.append((error.reason, line))
+        return records
+
     def _detect(self, line: str) -> EnvoyFields:
         error: ParseError | None = None
         if self._auto:
