@@ -28,7 +28,7 @@ def demo_config(log_dir: Path, base: dict[str, Any] | None = None) -> Config:
             "checkpoint_file": "",
         }
     )
-    filelog.setdefault("dead_letter", {}).setdefault("path", str(log_dir / "dead-letter.jsonl"))
+    filelog.setdefault("dead_letter", {}).setdefault("path", str(log_dir.parent / "dead-letter.jsonl"))
     receivers.setdefault("als", {})["enabled"] = True
     return load_mapping(Config, data)
 
@@ -39,7 +39,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from telemetry.demo.config import DemoConfig
     from telemetry.demo.mesh import SimulatedMesh
 
-    log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="meshscope-demo-"))
+    # Laid out like a node's /var/log/pods, so the file receiver names each proxy from its path.
+    log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix="meshscope-demo-")) / "pods"
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
         base = None
