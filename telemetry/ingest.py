@@ -127,6 +127,16 @@ def ingest(
                         stats.parse_error(RECEIVER, reason)
                     errors.clear()
                     pipeline.submit(records, RECEIVER, wait=None)
+            # A partial line the file ended in the middle of is still a line; an overlong join is not.
+            tail = unwrapper.flush()
+            records = parser.parse_lines(tail, errors)
+            lines += len(tail)
+            for reason, _ in errors:
+                stats.parse_error(RECEIVER, reason)
+            errors.clear()
+            if unwrapper.overflows:
+                stats.parse_error(RECEIVER, "too_long", unwrapper.overflows)
+            pipeline.submit(records, RECEIVER, wait=None)
             format_names.append(parser.format_name)
     finally:
         pipeline.shutdown(timeout=600)

@@ -29,6 +29,9 @@ Extractor = Callable[[str], EnvoyFields | None]
 # each extra quote multiplies the ways the lenient regex can split the line.
 _MAX_EXTRA_QUOTES = 8
 
+# Envoy and pilot-agent's own messages: "2024-05-04T17:22:59.048Z\tinfo\t..." or "[2024-05-04 17:22:59.048][12][info]".
+_PROXY_OWN_LOG = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z?\t[a-z]+\t|\[\d{4}-\d\d-\d\d [\d:.]+\]\[\d+\]\[[a-z]+\]")
+
 
 def resolve_format(fmt: str) -> str:
     """A preset name or a format string -> the format string."""
@@ -203,6 +206,9 @@ class LineParser:
                     return fields
         if not line.strip():
             raise ParseError("empty_line")
+        if _PROXY_OWN_LOG.match(line):
+            # The istio-proxy container also logs Envoy's and pilot-agent's own messages.
+            raise ParseError("not_access_log", "a proxy's own log message, not an access-log entry")
         if error is not None:
             raise error
         raise ParseError("format_mismatch", f"line does not fit the {self.format_name} format")

@@ -26,6 +26,9 @@ class DeadLetterConfig:
     path: str = ""  # empty: no dead-letter file
     max_lines: int = 1000  # at most this many bad lines are sampled into the file per run
 
+    def validate(self) -> list[str]:
+        return [] if self.max_lines >= 0 else ["max_lines: must not be negative"]
+
 
 @dataclass
 class FileLogConfig:
@@ -48,4 +51,10 @@ class FileLogConfig:
             errors.append("max_line_bytes: must be at least 128")
         if self.poll_interval <= 0:
             errors.append("poll_interval: must be positive")
+        if self.read_chunk_bytes < 1:
+            errors.append("read_chunk_bytes: must be positive")
+        if self.checkpoint_interval <= 0:
+            errors.append("checkpoint_interval: must be positive")
+        if self.enabled and not self.include:
+            errors.append("include: needs at least one glob pattern")
         return errors

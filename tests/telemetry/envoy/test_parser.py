@@ -117,3 +117,9 @@ def test_server_side_entry_names_the_caller_learned_from_its_own_entries() -> No
     record = parse(inbound, reporter=Workload("reviews-v2", "default", "reviews", "v2"), peers=peers)
     assert (record.source_workload, record.destination_workload, record.destination_service) == (
         "productpage-v1", "reviews-v2", "reviews.default.svc.cluster.local")  # fmt: skip
+
+
+def test_the_proxys_own_log_messages_are_told_apart_from_bad_lines() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse("2024-05-04T17:22:59.048Z\tinfo\tenvoy upstream\tcds: added/updated 1 cluster(s)")
+    assert caught.value.reason == "not_access_log"

@@ -1,0 +1,15 @@
+"""Building the file tailing receiver from its config (what ``meshscope run`` calls)."""
+
+from __future__ import annotations
+
+from telemetry.deadletter import DeadLetter
+from telemetry.envoy.peers import PeerTable
+from telemetry.pipeline import Pipeline
+from telemetry.receivers.filelog.config import FileLogConfig
+from telemetry.receivers.filelog.receiver import FileLogReceiver
+from telemetry.selfmetrics import SelfStats
+
+
+def create_receiver(config: FileLogConfig, pipeline: Pipeline, stats: SelfStats, peers: PeerTable) -> FileLogReceiver:
+    dead_letter = DeadLetter(config.dead_letter.path, config.dead_letter.max_lines) if config.dead_letter.path else None
+    return FileLogReceiver(config, pipeline, stats, peers, dead_letter)
