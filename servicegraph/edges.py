@@ -1,95 +1,78 @@
-"""Who called whom, how often, how often it failed: edges aggregated from Records.
+"""Who called whom, how often, how often it failed: edges summed from the Istio metrics' series.
 
-The live graph (windows, health, views) grows from this; today it feeds the ingest summary and the
-graph file. A Record counts once per edge: client-reported entries own an edge, and server-reported
-entries count only for edges no client reported (traffic from outside the mesh, for instance).
+The metrics sink already aggregates every Record by its full label set; an edge is a coarser sum of
+those series, so it is derived from them at read time instead of being counted a second time per
+Record. An edge counts each call once: client-reported series own an edge, and server-reported series
+count only for edges no client reported (traffic from outside the mesh, for instance).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
-from operator import itemgetter
+from dataclasses import asdict, dataclass
 
-from telemetry.model import Record
-
-
-@dataclass
-class EdgeTotals:
-    requests: int = 0
-    errors: int = 0  # HTTP 5xx, gRPC non-OK, or no response at all
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    duration_ms_sum: int = 0
-
+from telemetry.exporters.prometheus.istio_metrics import IstioMetrics, RequestSeries, TcpSeries
 
 EdgeKey = tuple[str, str, str, str, str]  # source workload, source namespace, service, service namespace, protocol
 
 
-def is_error(record: Record) -> bool:
-    if record.grpc_status:
-        return record.grpc_status != "0"
-    code = record.response_code
-    return (code >= 500 or code == 0) and record.protocol != "tcp"
+@dataclass
+class EdgeTotals:
+    requests: int = 0  # requests, or TCP connections
+    errors: int = 0  # HTTP 5xx, gRPC non-OK, or no response at all
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    duration_ms_sum: float = 0
 
 
-_EDGE_KEY = itemgetter(
-    *(Record._fields.index(name) for name in
-      ("source_workload", "source_namespace", "destination_service_name", "destination_service_namespace", "protocol"))
-)  # fmt: skip
+def is_error(response_code: int, grpc_status: str) -> bool:
+    if grpc_status:
+        return grpc_status != "0"
+    return response_code >= 500 or response_code == 0
 
 
-class EdgeTable:
-    def __init__(self, max_edges: int = 100_000) -> None:
-        self._max_edges = max_edges
-        self._lock = threading.Lock()
-        # Per reporter: edge -> [requests, errors, bytes sent, bytes received, duration sum].
-        self._by_reporter: dict[str, dict[EdgeKey, list[int]]] = {"source": {}, "destination": {}}
-        self.dropped = 0
+def _edge_of(identity: tuple[object, ...], protocol: str) -> EdgeKey:
+    # Label key order: reporter, source workload, source namespace, ..., service (11), name (12), namespace (13).
+    return (str(identity[1]), str(identity[2]), str(identity[12]), str(identity[13]), protocol)
 
-    def consume(self, batch: Sequence[Record]) -> None:
-        edge_of = _EDGE_KEY
-        with self._lock:
-            by_reporter = self._by_reporter
-            for record in batch:
-                table = by_reporter.get(record[0])
-                if table is None:
-                    continue
-                key = edge_of(record)
-                totals = table.get(key)
-                if totals is None:
-                    if len(table) >= self._max_edges:
-                        self.dropped += 1
-                        continue
-                    totals = table[key] = [0, 0, 0, 0, 0]
-                totals[0] += 1
-                if is_error(record):
-                    totals[1] += 1
-                totals[2] += record.bytes_sent
-                totals[3] += record.bytes_received
-                totals[4] += record.duration_ms
 
-    def flush(self, timeout: float) -> bool:
-        return True
+def edges_from_metrics(metrics: IstioMetrics) -> dict[EdgeKey, EdgeTotals]:
+    by_reporter: dict[str, dict[EdgeKey, EdgeTotals]] = {"source": {}, "destination": {}}
+    requests, tcp = metrics.snapshot()
+    for series in requests:
+        table = by_reporter.get(str(series.key[0]))
+        if table is None:
+            continue
+        protocol, code, grpc_status = series.key[15], series.key[16], series.key[17]
+        totals = table.setdefault(_edge_of(series.key, str(protocol)), EdgeTotals())
+        totals.requests += series.count
+        if is_error(int(code), str(grpc_status)):  # type: ignore[call-overload]
+            totals.errors += series.count
+        totals.bytes_sent += series.response_bytes
+        totals.bytes_received += series.request_bytes
+        totals.duration_ms_sum += series.duration_ms
+    for connection in tcp:
+        table = by_reporter.get(str(connection.key[0]))
+        if table is None:
+            continue
+        totals = table.setdefault(_edge_of(connection.key, "tcp"), EdgeTotals())
+        totals.requests += connection.connections
+        totals.bytes_sent += connection.sent_bytes
+        totals.bytes_received += connection.received_bytes
+    edges = dict(by_reporter["destination"])
+    edges.update(by_reporter["source"])
+    return edges
 
-    def shutdown(self) -> None:
-        pass
 
-    def edges(self) -> dict[EdgeKey, EdgeTotals]:
-        with self._lock:
-            edges = dict(self._by_reporter["destination"])
-            edges.update(self._by_reporter["source"])
-            return {key: EdgeTotals(*totals) for key, totals in edges.items()}
+def graph_json(edges: dict[EdgeKey, EdgeTotals]) -> dict[str, object]:
+    nodes: dict[str, dict[str, str]] = {}
+    out = []
+    for (workload, namespace, service, service_namespace, protocol), totals in sorted(edges.items()):
+        source = f"{namespace}/{workload}"
+        target = f"{service_namespace}/{service}"
+        nodes.setdefault(source, {"id": source, "kind": "workload", "name": workload, "namespace": namespace})
+        nodes.setdefault(target, {"id": target, "kind": "service", "name": service, "namespace": service_namespace})
+        out.append({"source": source, "target": target, "protocol": protocol, **asdict(totals)})
+    return {"nodes": sorted(nodes.values(), key=lambda node: node["id"]), "edges": out}
 
-    def to_json(self) -> dict[str, object]:
-        edges = self.edges()
-        nodes: dict[str, dict[str, str]] = {}
-        out = []
-        for (workload, namespace, service, service_namespace, protocol), totals in sorted(edges.items()):
-            source = f"{namespace}/{workload}"
-            target = f"{service_namespace}/{service}"
-            nodes.setdefault(source, {"id": source, "kind": "workload", "name": workload, "namespace": namespace})
-            nodes.setdefault(target, {"id": target, "kind": "service", "name": service, "namespace": service_namespace})
-            out.append({"source": source, "target": target, "protocol": protocol, **vars(totals)})
-        return {"nodes": sorted(nodes.values(), key=lambda node: node["id"]), "edges": out}
+
+__all__ = ["EdgeKey", "EdgeTotals", "RequestSeries", "TcpSeries", "edges_from_metrics", "graph_json", "is_error"]

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from servicegraph.edges import EdgeTable
 from telemetry.config import Config
 from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.prometheus.sink import PrometheusSink
@@ -26,7 +25,6 @@ class Collector:
     peers: PeerTable = field(default_factory=PeerTable)
     pipeline: Pipeline = field(init=False)
     metrics: PrometheusSink | None = field(init=False, default=None)
-    edges: EdgeTable = field(init=False, default_factory=EdgeTable)
     receivers: list[tuple[str, Receiver]] = field(init=False, default_factory=list)
     _stopped: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -37,7 +35,6 @@ class Collector:
         if config.exporters.prometheus.enabled:
             self.metrics = PrometheusSink(config.exporters.prometheus, self.stats)
             sinks.append(("prometheus", self.metrics))
-        sinks.append(("servicegraph", self.edges))
         self.pipeline = Pipeline(
             sinks,
             self.stats,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from servicegraph.edges import EdgeTable, EdgeTotals
+from servicegraph.edges import EdgeKey, EdgeTotals, edges_from_metrics, graph_json
 from telemetry.config import PipelineConfig
 from telemetry.envoy.parser import ParseError, make_parser
 from telemetry.envoy.peers import PeerTable
@@ -28,7 +28,7 @@ CHUNK_BYTES = 1 << 20
 class IngestResult:
     records: int
     parse_errors: dict[str, int]
-    edges: dict[tuple[str, str, str, str, str], EdgeTotals]
+    edges: dict[EdgeKey, EdgeTotals]
     exposition: bytes
     graph: dict[str, object]
     lines: int = 0
@@ -92,9 +92,8 @@ def ingest(
     stats = SelfStats()
     peers = PeerTable()
     metrics = PrometheusSink(PrometheusConfig(max_series_per_metric=max_series_per_metric), stats, serve=False)
-    edges = EdgeTable()
     defaults = PipelineConfig()
-    pipeline = Pipeline([("prometheus", metrics), ("servicegraph", edges)], stats, defaults.queue_size, defaults.batch_size)
+    pipeline = Pipeline([("prometheus", metrics)], stats, defaults.queue_size, defaults.batch_size)
     pipeline.start()
     tune_gc()
     total_size = sum(os.path.getsize(path) for path in paths if path != "-" and os.path.isfile(path))
@@ -142,12 +141,13 @@ def ingest(
         pipeline.shutdown(timeout=600)
         if bar is not None:
             bar.close()
+    edges = edges_from_metrics(metrics.metrics)
     return IngestResult(
         records=stats.records_received.get(RECEIVER, 0),
         parse_errors={reason: count for (_, reason), count in stats.parse_errors.items()},
-        edges=edges.edges(),
+        edges=edges,
         exposition=metrics.exposition(),
-        graph=edges.to_json(),
+        graph=graph_json(edges),
         lines=lines,
         bytes_read=bytes_read,
         format_names=format_names,
@@ -175,7 +175,7 @@ def format_summary(result: IngestResult, top: int = 10) -> str:
     else:
         out.append("parse errors: none")
 
-    def edge_name(key: tuple[str, str, str, str, str]) -> str:
+    def edge_name(key: EdgeKey) -> str:
         workload, namespace, service, service_namespace, protocol = key
         return f"{workload}.{namespace} -> {service}.{service_namespace} ({protocol})"
 

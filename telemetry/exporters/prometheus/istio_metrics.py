@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -65,6 +66,24 @@ _SENT = _PROTOCOL + 6
 assert Record._fields[_PROTOCOL : _SENT + 1] == (
     "protocol", "response_code", "grpc_status", "response_flags", "duration_ms", "bytes_received", "bytes_sent",
 )  # fmt: skip
+
+
+class RequestSeries(NamedTuple):
+    key: tuple[object, ...]  # label values in REQUEST_LABELS order
+    count: int
+    duration_ms: float
+    duration_buckets: list[int]
+    request_bytes: int
+    request_buckets: list[int]
+    response_bytes: int
+    response_buckets: list[int]
+
+
+class TcpSeries(NamedTuple):
+    key: tuple[object, ...]  # label values in TCP_LABELS order
+    connections: int
+    received_bytes: int
+    sent_bytes: int
 
 
 class IstioMetrics(Collector):
@@ -138,16 +157,17 @@ class IstioMetrics(Collector):
     def series_count(self) -> int:
         return len(self._requests) + len(self._tcp)
 
-    def request_totals(self) -> dict[tuple[object, ...], int]:
-        """Request count per request label set (a snapshot), for summaries."""
+    def snapshot(self) -> tuple[list[RequestSeries], list[TcpSeries]]:
+        """A consistent copy of every series, taken under the lock."""
         with self._lock:
-            return {key: entry[0] for key, entry in self._requests.items()}
+            requests = [RequestSeries(key, e[0], e[1], list(e[2]), e[3], list(e[4]), e[5], list(e[6]))
+                        for key, e in self._requests.items()]  # fmt: skip
+            tcp = [TcpSeries(key, *entry) for key, entry in self._tcp.items()]
+        return requests, tcp
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        requests, tcp = self.snapshot()
         with self._lock:
-            requests = [(key, entry[0], entry[1], list(entry[2]), entry[3], list(entry[4]), entry[5], list(entry[6]))
-                        for key, entry in self._requests.items()]  # fmt: skip
-            tcp = [(key, list(entry)) for key, entry in self._tcp.items()]
             overflowed = dict(self.overflowed)
         request_labels = [*REQUEST_LABELS, *EXTRA_LABELS]
         tcp_labels = [*TCP_LABELS, *EXTRA_LABELS]
@@ -177,7 +197,7 @@ class IstioMetrics(Collector):
         sent = CounterMetricFamily(
             "istio_tcp_sent_bytes", "Bytes sent during response on TCP connections.", labels=tcp_labels
         )
-        for key, (connections, received_bytes, sent_bytes) in tcp:
+        for key, connections, received_bytes, sent_bytes in tcp:
             values = self._label_values(key)
             # An access-log entry for a TCP connection is written when it closes: it was opened too.
             opened.add_metric(values, connections)
