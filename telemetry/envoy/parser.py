@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 
 import orjson
 
@@ -132,6 +133,7 @@ def _compile_json(fmt: str) -> Extractor:
     keys = tuple(key_of[name] for name in FIELD_NAMES)
     loads = orjson.loads
     new = tuple.__new__
+    all_fields = itemgetter(*keys)
 
     def extract(line: str) -> EnvoyFields | None:
         if not line.startswith("{"):
@@ -142,9 +144,11 @@ def _compile_json(fmt: str) -> Extractor:
             raise ParseError("bad_json", "not valid JSON") from None
         if not isinstance(data, dict):
             return None
-        get = data.get
-        values = [get(key) for key in keys]
-        if None in values or "-" in values:
+        try:
+            values = all_fields(data)
+        except KeyError:  # a line without some of the keys: look each up
+            values = tuple(data.get(key, "") for key in keys)
+        if None in values or "-" in values:  # absent values, as Envoy writes them
             values = ["" if value is None or value == "-" else value for value in values]
         return new(EnvoyFields, values)
 

@@ -8,6 +8,27 @@ from dataclasses import dataclass
 @dataclass
 class AlsConfig:
     enabled: bool = True
-    endpoint: str = "127.0.0.1:9001"
+    endpoint: str = "127.0.0.1:9001"  # host:port; port 0 picks a free one
     max_message_bytes: int = 4 * 1024 * 1024
+    # Envoy holds each stream open for as long as it runs, one per access logger and worker thread:
+    # this bounds how many can be served at once (each holds one server thread).
     max_concurrent_streams: int = 256
+    # How long a message waits for room in a full pipeline before its stream is refused.
+    backpressure_wait: float = 1.0
+    # How long open streams get to finish at shutdown before they are cancelled.
+    shutdown_grace: float = 2.0
+
+    def validate(self) -> list[str]:
+        errors = []
+        host, colon, port = self.endpoint.rpartition(":")
+        if not colon or not host or not port.isdigit() or int(port) > 65535:
+            errors.append(f"endpoint: expected host:port, got {self.endpoint!r}")
+        if self.max_message_bytes < 1:
+            errors.append("max_message_bytes: must be at least 1")
+        if self.max_concurrent_streams < 1:
+            errors.append("max_concurrent_streams: must be at least 1")
+        if self.backpressure_wait < 0:
+            errors.append("backpressure_wait: must not be negative")
+        if self.shutdown_grace < 0:
+            errors.append("shutdown_grace: must not be negative")
+        return errors
