@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from telemetry.endpoints import split_endpoint
+
 
 @dataclass
 class PrometheusConfig:
@@ -12,4 +14,11 @@ class PrometheusConfig:
     max_series_per_metric: int = 10_000
 
     def validate(self) -> list[str]:
-        return [] if self.max_series_per_metric >= 1 else ["max_series_per_metric: must be at least 1"]
+        errors = []
+        try:
+            split_endpoint(self.endpoint, "endpoint")
+        except ValueError as error:
+            errors.append(str(error))
+        if self.max_series_per_metric < 1:
+            errors.append("max_series_per_metric: must be at least 1")
+        return errors
