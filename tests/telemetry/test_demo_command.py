@@ -31,10 +31,15 @@ def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tm
     try:
         def metrics() -> str:
             text = http_get(f"http://127.0.0.1:{port}/metrics").decode()
-            ready = 'receiver="als"' in text and _sample_total(text, "istio_requests_total", 'destination_service_name="ratings"', 'response_code="503"')
+            ready = (
+                'receiver="als"' in text
+                and _sample_total(text, "istio_requests_total", 'destination_service_name="ratings"', 'response_code="503"')
+                and _sample_total(text, "istio_tcp_connections_opened_total", 'destination_service_name="PassthroughCluster"')
+                and _sample_total(text, "istio_tcp_connections_opened_total", 'destination_service_name="mysqldb"')
+            )
             return text if ready else ""
 
-        text = wait_for(metrics, timeout=30, interval=0.5, what="demo metrics from files and ALS")
+        text = wait_for(metrics, timeout=30, interval=0.5, what="demo metrics from files and ALS, HTTP and TCP")
         ratings = _sample_total(text, "istio_requests_total", 'reporter="source"', 'destination_service_name="ratings"')
         failed = _sample_total(text, "istio_requests_total", 'reporter="source"', 'destination_service_name="ratings"',
                                'response_code="503"', 'response_flags="FI"')  # fmt: skip
