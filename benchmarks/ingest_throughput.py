@@ -108,7 +108,9 @@ def main() -> None:
         print(json.dumps(measure(args.measure)))
         return
     with tempfile.TemporaryDirectory(prefix="meshscope-bench-") as tmp:
-        print(f"{'format':8} {'lines':>9} {'bytes/line':>10} {'seconds':>8} {'lines/s':>10} {'MiB/s':>7} {'peak RSS MB':>11}")
+        print(
+            f"{'format':8} {'lines':>9} {'bytes/line':>10} {'seconds':>8} {'lines/s':>10} {'MiB/s':>7} {'peak RSS MB':>11}"
+        )
         for fmt in args.formats.split(","):
             path = Path(tmp) / f"{fmt}.log"
             size = write_lines(path, fmt, args.lines)

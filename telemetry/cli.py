@@ -10,8 +10,8 @@ from pathlib import Path
 
 import orjson
 
-from telemetry.confload import ConfigError, load_file, load_mapping
 from telemetry.config import Config
+from telemetry.confload import ConfigError, load_file, load_mapping
 
 DESCRIPTION = """\
 meshscope: see an Envoy / Istio service mesh. Envoy access logs (files, gRPC ALS) in;
@@ -51,7 +51,9 @@ def _addresses(collector: object) -> list[str]:
         lines.append(f"  metrics      http://{host}:{collector.metrics.port}/metrics")
     for name, receiver in collector.receivers:
         if name == "als":
-            lines.append(f"  envoy ALS    grpc://{collector.config.receivers.als.endpoint.rpartition(':')[0]}:{receiver.port}")  # type: ignore[attr-defined]
+            lines.append(
+                f"  envoy ALS    grpc://{collector.config.receivers.als.endpoint.rpartition(':')[0]}:{receiver.port}"
+            )  # type: ignore[attr-defined]
         elif name == "filelog":
             lines.append(f"  access logs  {', '.join(collector.config.receivers.filelog.include)}")
     return lines
@@ -144,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", metavar="FILE", help="YAML config (default: built-in defaults)")
     run.set_defaults(func=cmd_run)
 
-    check = commands.add_parser("check-config", help="validate a config file", description="Print OK, or each error with its key's path.")
+    check = commands.add_parser(
+        "check-config", help="validate a config file", description="Print OK, or each error with its key's path."
+    )
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=cmd_check_config)
 
@@ -165,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--gateway", action="store_true", help="the reporting proxy is a gateway")
     ingest.add_argument("--metrics-out", metavar="FILE", help="write the Prometheus text exposition here")
     ingest.add_argument("--graph-out", metavar="FILE", help="write the service graph (JSON) here")
-    ingest.add_argument("--max-line-bytes", type=int, default=65536, help="longer lines are counted and skipped (default 65536)")
+    ingest.add_argument(
+        "--max-line-bytes", type=int, default=65536, help="longer lines are counted and skipped (default 65536)"
+    )
     ingest.add_argument("--top", type=int, default=10, help="how many edges the summary lists (default 10)")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     ingest.set_defaults(func=cmd_ingest)
@@ -176,11 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="A simulated Bookinfo-shaped mesh writes Istio access logs (and streams ALS) to an "
         "in-process collector; faults make reviews v3 slow and ratings fail about 10%% of calls.",
     )
-    demo.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
-    demo.add_argument("--rate", type=float, default=20.0, metavar="RPS", help="requests per second at the gateway (default 20)")
+    demo.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: until Ctrl-C)"
+    )
+    demo.add_argument(
+        "--rate", type=float, default=20.0, metavar="RPS", help="requests per second at the gateway (default 20)"
+    )
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    demo.add_argument("--log-dir", metavar="DIR", help="where the simulated proxies write (default: a temporary folder)")
-    demo.add_argument("-c", "--config", metavar="FILE", help="collector config to start from (receivers are pointed at the demo)")
+    demo.add_argument(
+        "--log-dir", metavar="DIR", help="where the simulated proxies write (default: a temporary folder)"
+    )
+    demo.add_argument(
+        "-c", "--config", metavar="FILE", help="collector config to start from (receivers are pointed at the demo)"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from telemetry.confload import ConfigError, load_mapping
 from telemetry.config import Config
+from telemetry.confload import ConfigError, load_mapping
 
 
 def demo_config(log_dir: Path, base: dict[str, Any] | None = None) -> Config:

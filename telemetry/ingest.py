@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from servicegraph.edges import EdgeKey, EdgeTotals, edges_from_metrics, graph_json
 from telemetry.config import PipelineConfig
-from telemetry.envoy.parser import ParseError, make_parser
+from telemetry.envoy.parser import make_parser
 from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.prometheus.config import PrometheusConfig
 from telemetry.exporters.prometheus.sink import PrometheusSink

@@ -62,7 +62,9 @@ def meshscope_process(args: list[str], log_path: Path) -> Iterator[subprocess.Po
 
 
 @contextmanager
-def prometheus(binary: str, workdir: Path, scrape_targets: list[str], rule_files: list[str] | None = None) -> Iterator[str]:
+def prometheus(
+    binary: str, workdir: Path, scrape_targets: list[str], rule_files: list[str] | None = None
+) -> Iterator[str]:
     """A real Prometheus on a free loopback port scraping ``scrape_targets`` every second; yields its URL."""
     port = free_port()
     config = {

@@ -102,9 +102,7 @@ _RESPONSE_HEADERS = {
 }
 
 # Operators whose value is a number or "-": parsers may match them tightly.
-NUMERIC_FIELDS = frozenset(
-    {"response_code", "bytes_received", "bytes_sent", "duration", "upstream_service_time"}
-)
+NUMERIC_FIELDS = frozenset({"response_code", "bytes_received", "bytes_sent", "duration", "upstream_service_time"})
 
 _OPERATOR = re.compile(r"%%|%([A-Z][A-Z0-9_]*)(?:\(([^)]*)\))?(?::(\d+))?%")
 

@@ -79,7 +79,7 @@ def _compile_text(tokens: list[Token]) -> Renderer:
 
         return render
 
-    steps = tuple(zip(keys, transforms))
+    steps = tuple(zip(keys, transforms, strict=True))
 
     def render_transformed(values: Mapping[str, str]) -> str:
         get = values.get

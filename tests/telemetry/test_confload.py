@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from telemetry.confload import ConfigError, load_file, load_mapping
 from telemetry.config import Config
+from telemetry.confload import ConfigError, load_file, load_mapping
 
 
 def errors_of(data: object, environ: dict[str, str] | None = None) -> list[str]:
@@ -78,9 +78,13 @@ def test_check_config_command_prints_ok_or_each_error(tmp_path: Path) -> None:
     good.write_text("exporters:\n  prometheus:\n    endpoint: 127.0.0.1:9464\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("pipeline:\n  batch_size: many\nreceiver: {}\n")
-    ok = subprocess.run([sys.executable, "-m", "telemetry.cli", "check-config", str(good)], capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "telemetry.cli", "check-config", str(good)], capture_output=True, text=True
+    )
     assert ok.returncode == 0 and ok.stdout.strip() == f"{good}: OK"
-    failed = subprocess.run([sys.executable, "-m", "telemetry.cli", "check-config", str(bad)], capture_output=True, text=True)
+    failed = subprocess.run(
+        [sys.executable, "-m", "telemetry.cli", "check-config", str(bad)], capture_output=True, text=True
+    )
     assert failed.returncode == 1
     assert "pipeline.batch_size: expected an integer, got string" in failed.stderr
     assert "receiver: unknown key" in failed.stderr

@@ -29,12 +29,17 @@ def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tm
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
     )  # fmt: skip
     try:
+
         def metrics() -> str:
             text = http_get(f"http://127.0.0.1:{port}/metrics").decode()
             ready = (
                 'receiver="als"' in text
-                and _sample_total(text, "istio_requests_total", 'destination_service_name="ratings"', 'response_code="503"')
-                and _sample_total(text, "istio_tcp_connections_opened_total", 'destination_service_name="PassthroughCluster"')
+                and _sample_total(
+                    text, "istio_requests_total", 'destination_service_name="ratings"', 'response_code="503"'
+                )
+                and _sample_total(
+                    text, "istio_tcp_connections_opened_total", 'destination_service_name="PassthroughCluster"'
+                )
                 and _sample_total(text, "istio_tcp_connections_opened_total", 'destination_service_name="mysqldb"')
             )
             return text if ready else ""
@@ -44,6 +49,7 @@ def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tm
         failed = _sample_total(text, "istio_requests_total", 'reporter="source"', 'destination_service_name="ratings"',
                                'response_code="503"', 'response_flags="FI"')  # fmt: skip
         assert 0 < failed < ratings
+
         # Calls to reviews v3 are delayed by the client's proxy (as Istio injects faults), so the client
         # sees every one of them slow while calls to v1 stay fast.
         def under_a_second(workload: str) -> tuple[float, float]:
@@ -57,7 +63,10 @@ def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tm
         assert all_v1 > 0 and fast_v1 == all_v1
         assert _sample_total(text, "istio_tcp_connections_opened_total", 'destination_service_name="mysqldb"') > 0
         # productpage reaches the external host with its own TLS: TCP through PassthroughCluster.
-        assert _sample_total(text, "istio_tcp_connections_opened_total", 'destination_service_name="PassthroughCluster"') > 0
+        assert (
+            _sample_total(text, "istio_tcp_connections_opened_total", 'destination_service_name="PassthroughCluster"')
+            > 0
+        )
     finally:
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
@@ -85,6 +94,8 @@ def test_run_without_a_config_starts_every_receiver(tmp_path: Path) -> None:
 def test_run_reports_config_errors_instead_of_starting(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("exporters:\n  prometheus:\n    endpoint: nowhere\n")
-    done = subprocess.run([sys.executable, "-m", "telemetry.cli", "run", "-c", str(config)], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "telemetry.cli", "run", "-c", str(config)], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2
     assert "exporters.prometheus.endpoint" in done.stderr

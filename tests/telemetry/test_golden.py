@@ -25,11 +25,17 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("reviews.log", "default_reviews-v2-7bf8c9648f-xk2zq_3c4d"),
         ],
     ),
-    "istio-upstream-cluster": ("istio-upstream-cluster", [("istio_upstream_cluster.log", "default_productpage-v1-6b746f74dc-9stvs_1a2b")]),
+    "istio-upstream-cluster": (
+        "istio-upstream-cluster",
+        [("istio_upstream_cluster.log", "default_productpage-v1-6b746f74dc-9stvs_1a2b")],
+    ),
     "istio-mixer": ("auto", [("istio_mixer.log", "default_productpage-v1-6b746f74dc-9stvs_1a2b")]),
     "envoy": ("auto", [("envoy.log", "edge_front-envoy-5d9c7b8f6d-abcde_5e6f")]),
     "json": ("auto", [("json.log", "default_productpage-v1-6b746f74dc-9stvs_1a2b")]),
-    "custom": ((ACCESSLOGS / "custom.format").read_text().rstrip("\n"), [("custom.log", "default_ratings-v1-5d8f9c7b6a-qwert_7a8b")]),
+    "custom": (
+        (ACCESSLOGS / "custom.format").read_text().rstrip("\n"),
+        [("custom.log", "default_ratings-v1-5d8f9c7b6a-qwert_7a8b")],
+    ),
     "cri": ("auto", [("cri.log", "default_productpage-v1-6b746f74dc-9stvs_1a2b")]),
 }
 

@@ -27,8 +27,18 @@ def test_ingest_summarises_and_writes_metrics_and_graph(tmp_path: Path) -> None:
     assert 'source_workload="productpage-v1"' in metrics_out.read_text()
     graph = json.loads(graph_out.read_text())
     edge = next(e for e in graph["edges"] if e["target"] == "default/mysqldb")
-    assert (edge["source"], edge["protocol"], edge["requests"], edge["bytes_sent"]) == ("default/productpage-v1", "tcp", 1, 3900)
-    assert {"id": "default/productpage-v1", "kind": "workload", "name": "productpage-v1", "namespace": "default"} in graph["nodes"]
+    assert (edge["source"], edge["protocol"], edge["requests"], edge["bytes_sent"]) == (
+        "default/productpage-v1",
+        "tcp",
+        1,
+        3900,
+    )
+    assert {
+        "id": "default/productpage-v1",
+        "kind": "workload",
+        "name": "productpage-v1",
+        "namespace": "default",
+    } in graph["nodes"]
 
 
 def test_ingest_reads_stdin_with_an_explicit_format() -> None:

@@ -92,7 +92,10 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
     _append_lines(tmp_path, 1)
     with meshscope_process(["run", "-c", str(config)], tmp_path / "meshscope.log") as collector:
         wait_for(
-            lambda: b'meshscope_records_received_total{receiver="filelog"}' in http_get(f"http://127.0.0.1:{metrics_port}/metrics"),
+            lambda: (
+                b'meshscope_records_received_total{receiver="filelog"}'
+                in http_get(f"http://127.0.0.1:{metrics_port}/metrics")
+            ),
             what="records received",
         )
         started = time.monotonic()

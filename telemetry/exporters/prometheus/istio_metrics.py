@@ -187,9 +187,7 @@ class IstioMetrics(Collector):
             response_bytes.add_metric(values, _cumulative(SIZE_BUCKETS_BYTES, resp_buckets), resp_sum)
         yield from (total, duration, request_bytes, response_bytes)
 
-        opened = CounterMetricFamily(
-            "istio_tcp_connections_opened", "TCP connections opened.", labels=tcp_labels
-        )
+        opened = CounterMetricFamily("istio_tcp_connections_opened", "TCP connections opened.", labels=tcp_labels)
         closed = CounterMetricFamily("istio_tcp_connections_closed", "TCP connections closed.", labels=tcp_labels)
         received = CounterMetricFamily(
             "istio_tcp_received_bytes", "Bytes received during request on TCP connections.", labels=tcp_labels
@@ -228,7 +226,7 @@ def _overflow_key(key: tuple[object, ...]) -> tuple[object, ...]:
 def _cumulative(bounds: Sequence[float], counts: list[int]) -> list[tuple[str, int]]:
     running = 0
     buckets = []
-    for bound, count in zip(bounds, counts):
+    for bound, count in zip(bounds, counts, strict=False):  # counts has one more: +Inf
         running += count
         buckets.append((_format_bound(bound), running))
     buckets.append(("+Inf", running + counts[-1]))

@@ -121,7 +121,11 @@ class AccessLogService:
             self._stats.parse_error(RECEIVER, failure.reason)
         if records and not self._pipeline.submit(records, RECEIVER, wait=self._wait):
             # The pipeline has counted the refused records.
-            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"collector pipeline is full: {len(records)} entries refused")
+            abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"collector pipeline is full: {len(records)} entries refused",
+            )
         if failures:
             first = failures[0]
             abort(

@@ -28,5 +28,11 @@ def test_istio_cluster_names_decode(name: str, expected: IstioCluster) -> None:
 
 def test_mesh_sni_names_the_called_service() -> None:
     sni = decode_sni("outbound_.9080_.v2_.reviews.default.svc.cluster.local")
-    assert (sni.direction, sni.port, sni.subset, sni.service, sni.namespace) == ("outbound", "9080", "v2", "reviews", "default")
+    assert (sni.direction, sni.port, sni.subset, sni.service, sni.namespace) == (
+        "outbound",
+        "9080",
+        "v2",
+        "reviews",
+        "default",
+    )
     assert decode_sni("api.example.com").direction == ""

@@ -21,8 +21,18 @@ def parse(line: str, fmt: str = "auto", reporter: Workload = PRODUCTPAGE, peers:
 
 def test_istio_outbound_line_is_reported_by_the_source() -> None:
     record = parse(OUTBOUND)
-    assert (record.reporter, record.source_workload, record.destination_service_name) == ("source", "productpage-v1", "reviews")
-    assert (record.response_code, record.duration_ms, record.bytes_sent, record.method, record.path) == (200, 24, 295, "GET", "/reviews/0")
+    assert (record.reporter, record.source_workload, record.destination_service_name) == (
+        "source",
+        "productpage-v1",
+        "reviews",
+    )
+    assert (record.response_code, record.duration_ms, record.bytes_sent, record.method, record.path) == (
+        200,
+        24,
+        295,
+        "GET",
+        "/reviews/0",
+    )
     assert record.response_flags == "-" and record.protocol == "http"
 
 
@@ -64,7 +74,7 @@ def test_response_flag_lists_are_kept_whole() -> None:
 
 
 def test_grpc_status_names_become_numbers() -> None:
-    fmt = '%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %GRPC_STATUS% %UPSTREAM_CLUSTER%'
+    fmt = "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %GRPC_STATUS% %UPSTREAM_CLUSTER%"
     assert parse("POST /a.B/C HTTP/2 200 Unavailable inbound|9080||", fmt).grpc_status == "14"
     record = parse("POST /a.B/C HTTP/2 200 0 inbound|9080||", fmt)
     assert (record.protocol, record.grpc_status, record.reporter) == ("grpc", "0", "destination")
@@ -83,7 +93,9 @@ def test_auto_detection_switches_between_presets() -> None:
     parser = make_parser("auto", PRODUCTPAGE, PeerTable())
     parser.parse(OUTBOUND)
     assert parser.format_name == "istio"
-    parser.parse('[2024-05-04T17:30:00.000Z] "GET /a HTTP/1.1" 200 - 0 512 14 13 "-" "curl" "id" "users:8080" "10.1.2.3:8080"')
+    parser.parse(
+        '[2024-05-04T17:30:00.000Z] "GET /a HTTP/1.1" 200 - 0 512 14 13 "-" "curl" "id" "users:8080" "10.1.2.3:8080"'
+    )
     assert parser.format_name == "envoy"
     parser.parse('{"method":"GET","response_code":200,"upstream_cluster":"outbound|80||a.b.svc.cluster.local"}')
     assert parser.format_name == "json"
@@ -103,7 +115,11 @@ def test_custom_json_format_maps_its_own_keys() -> None:
     extract = compile_format('{"code":"%RESPONSE_CODE%","cluster":"%UPSTREAM_CLUSTER%","ms":"%DURATION%"}')
     fields = extract('{"code":404,"cluster":"outbound|80||web.shop.svc.cluster.local","ms":"7"}')
     assert fields is not None
-    assert (fields.response_code, fields.upstream_cluster, fields.duration) == (404, "outbound|80||web.shop.svc.cluster.local", "7")
+    assert (fields.response_code, fields.upstream_cluster, fields.duration) == (
+        404,
+        "outbound|80||web.shop.svc.cluster.local",
+        "7",
+    )
 
 
 def test_server_side_entry_names_the_caller_learned_from_its_own_entries() -> None:

@@ -21,7 +21,14 @@ def sample(text: str, prefix: str, **labels: str) -> float:
 
 def test_requests_are_counted_per_label_set_with_istio_buckets() -> None:
     metrics = IstioMetrics()
-    ok = Record(reporter="source", source_workload="a", destination_service_name="b", response_code=200, duration_ms=7, bytes_sent=150)
+    ok = Record(
+        reporter="source",
+        source_workload="a",
+        destination_service_name="b",
+        response_code=200,
+        duration_ms=7,
+        bytes_sent=150,
+    )
     metrics.consume([ok, ok._replace(duration_ms=3000), ok._replace(response_code=503)])
     text = exposition(metrics)
     assert sample(text, "istio_requests_total", response_code="200", source_workload="a") == 2
@@ -46,7 +53,9 @@ def test_tcp_connections_count_bytes_both_ways() -> None:
 
 def test_canonical_labels_follow_app_and_version() -> None:
     metrics = IstioMetrics(cluster="east")
-    metrics.consume([Record(source_app="productpage", source_version="v1", destination_app="reviews", destination_version="v2")])
+    metrics.consume(
+        [Record(source_app="productpage", source_version="v1", destination_app="reviews", destination_version="v2")]
+    )
     text = exposition(metrics)
     assert sample(text, "istio_requests_total", source_canonical_service="productpage", source_canonical_revision="v1",
                   destination_canonical_service="reviews", destination_canonical_revision="v2", source_cluster="east") == 1  # fmt: skip

@@ -57,7 +57,9 @@ def common(
     result = accesslog_pb2.AccessLogCommon(upstream_cluster=cluster, **fields)
     result.start_time.CopyFrom(Timestamp(seconds=1_714_564_800, nanos=123_456_789))
     if duration_ms is not None:
-        result.time_to_last_downstream_tx_byte.CopyFrom(Duration(seconds=duration_ms // 1000, nanos=duration_ms % 1000 * 1_000_000))
+        result.time_to_last_downstream_tx_byte.CopyFrom(
+            Duration(seconds=duration_ms // 1000, nanos=duration_ms % 1000 * 1_000_000)
+        )
     for name, value in (
         ("upstream_remote_address", upstream),
         ("upstream_local_address", upstream_local),
@@ -153,7 +155,9 @@ class CollectingSink:
 class Collector:
     """A started receiver on a free port, a real pipeline into a CollectingSink, and a stub to call it."""
 
-    def __init__(self, receiver: AlsReceiver, pipeline: Pipeline, sink: CollectingSink, stats: SelfStats, peers: PeerTable) -> None:
+    def __init__(
+        self, receiver: AlsReceiver, pipeline: Pipeline, sink: CollectingSink, stats: SelfStats, peers: PeerTable
+    ) -> None:
         self.receiver = receiver
         self.pipeline = pipeline
         self.sink = sink

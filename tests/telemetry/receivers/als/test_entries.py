@@ -140,7 +140,10 @@ def test_http_entry_without_method_or_status_leaves_them_empty(als: ModuleType) 
     [
         (lambda entry: entry.ClearField("common_properties"), "missing_common_properties"),
         (lambda entry: entry.response.response_code.__setattr__("value", 1000), "bad_response_code"),
-        (lambda entry: entry.common_properties.time_to_last_downstream_tx_byte.__setattr__("seconds", -3), "bad_duration"),
+        (
+            lambda entry: entry.common_properties.time_to_last_downstream_tx_byte.__setattr__("seconds", -3),
+            "bad_duration",
+        ),
         (lambda entry: entry.common_properties.start_time.__setattr__("seconds", 10**13), "bad_start_time"),
     ],
     ids=["no common properties", "status 1000", "negative duration", "start time past year 9999"],

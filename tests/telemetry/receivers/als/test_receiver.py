@@ -30,7 +30,9 @@ BOOKINFO_LABELS = {
 
 
 def productpage(als: ModuleType) -> Node:
-    return als.node(als.PRODUCTPAGE_NODE_ID, LABELS=BOOKINFO_LABELS["productpage"], SERVICE_ACCOUNT="bookinfo-productpage")
+    return als.node(
+        als.PRODUCTPAGE_NODE_ID, LABELS=BOOKINFO_LABELS["productpage"], SERVICE_ACCOUNT="bookinfo-productpage"
+    )
 
 
 def reviews(als: ModuleType) -> Node:
@@ -73,7 +75,11 @@ def test_outbound_http_entry_becomes_a_source_reported_record(collector: Any, al
         "reviews",
         "default",
     )
-    assert (record.destination_workload, record.destination_app, record.destination_version) == ("reviews-v2", "reviews", "v2")
+    assert (record.destination_workload, record.destination_app, record.destination_version) == (
+        "reviews-v2",
+        "reviews",
+        "v2",
+    )
     assert (record.protocol, record.method, record.path, record.response_code) == ("http", "GET", "/reviews/0", 200)
     assert (record.bytes_received, record.bytes_sent, record.duration_ms) == (120, 375, 25)
     assert (record.response_flags, record.upstream_cluster, record.destination_address) == (
@@ -122,7 +128,10 @@ def test_inbound_tcp_entry_becomes_a_destination_reported_record(collector: Any,
     record = only(collector.records())
     assert record.reporter == "destination"
     assert (record.protocol, record.bytes_received, record.bytes_sent, record.duration_ms) == ("tcp", 512, 2048, 1500)
-    assert (record.destination_workload, record.destination_service) == ("reviews-v2", "reviews.default.svc.cluster.local")
+    assert (record.destination_workload, record.destination_service) == (
+        "reviews-v2",
+        "reviews.default.svc.cluster.local",
+    )
     assert (record.source_workload, record.source_principal) == (
         "productpage-v1",
         "spiffe://cluster.local/ns/default/sa/bookinfo-productpage",
@@ -218,7 +227,9 @@ def test_server_keeps_serving_after_bad_and_undecodable_streams(collector: Any, 
     assert only(collector.records()).source_workload == "productpage-v1"
 
 
-def test_shutdown_after_undecodable_streams_stops_the_server_cleanly(collector: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_shutdown_after_undecodable_streams_stops_the_server_cleanly(
+    collector: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     # grpcio's own rejection of undecodable requests could leave Server.stop waiting forever.
     for _ in range(5):
         undecodable_stream(collector)
