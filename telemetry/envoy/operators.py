@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import orjson
+
 
 class EnvoyFields(NamedTuple):
     """What one access-log entry said, as text, before it is interpreted: "" where absent.
@@ -145,6 +147,17 @@ def tokenize(fmt: str) -> list[Token]:
     if literal:
         tokens.append(literal)
     return tokens
+
+
+def json_format_template(fmt: str) -> dict[str, object]:
+    """A JSON format string (Envoy ``json_format``) as its object of key -> operator text."""
+    try:
+        template = orjson.loads(fmt)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"JSON format is not valid JSON: {exc}") from None
+    if not isinstance(template, dict):
+        raise ValueError("a JSON format must be an object of key -> command operator")
+    return template
 
 
 def field_of(operator: Operator) -> str | None:

@@ -17,7 +17,15 @@ import orjson
 
 from telemetry.envoy.errors import ParseError
 from telemetry.envoy.istio import RecordAssembler
-from telemetry.envoy.operators import FIELD_NAMES, NUMERIC_FIELDS, EnvoyFields, Operator, field_of, tokenize
+from telemetry.envoy.operators import (
+    FIELD_NAMES,
+    NUMERIC_FIELDS,
+    EnvoyFields,
+    Operator,
+    field_of,
+    json_format_template,
+    tokenize,
+)
 from telemetry.envoy.peers import PeerTable
 from telemetry.envoy.presets import DETECTION_ORDER, PRESETS
 from telemetry.model import Record, Workload
@@ -117,12 +125,7 @@ def _compile_text(fmt: str) -> Extractor:
 
 
 def _compile_json(fmt: str) -> Extractor:
-    try:
-        template = orjson.loads(fmt)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"JSON format is not valid JSON: {exc}") from None
-    if not isinstance(template, dict):
-        raise ValueError("a JSON format must be an object of key -> command operator")
+    template = json_format_template(fmt)
     # Istio's own key names always work; the format's keys say where else each field may be.
     key_of = {name: name for name in FIELD_NAMES}
     for key, value in template.items():

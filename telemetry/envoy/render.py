@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from telemetry.envoy.operators import Operator, Token, field_of, tokenize
+from telemetry.envoy.operators import Operator, Token, field_of, json_format_template, tokenize
 from telemetry.envoy.presets import PRESETS
 
 Renderer = Callable[[Mapping[str, str]], str]
@@ -145,12 +145,7 @@ def _json_value(template: Any) -> _ValueRenderer:
 
 
 def _compile_json(fmt: str) -> Renderer:
-    try:
-        template = orjson.loads(fmt)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"JSON format is not valid JSON: {exc}") from None
-    if not isinstance(template, dict):
-        raise ValueError("a JSON format must be an object of key -> command operator")
+    template = json_format_template(fmt)
 
     flat = [(key, value) for key, value in template.items()]
     if flat and all(_is_plain_string_operator(value) for _, value in flat):
