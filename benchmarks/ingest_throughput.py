@@ -53,7 +53,7 @@ def entries(count: int, seed: int = 7):  # type: ignore[no-untyped-def]
             "bytes_sent": str(rng.randint(100, 6000)),
             "duration": str(rng.randint(1, 900)),
             "upstream_service_time": str(rng.randint(1, 800)),
-            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) python-requests/2.31.0",
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) python-requests/2.31",
             "request_id": str(uuid.UUID(int=rng.getrandbits(128))),
             "authority": f"{service}:{port}",
             "upstream_host": f"{ip}:{port}",

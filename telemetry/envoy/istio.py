@@ -51,6 +51,15 @@ GRPC_STATUS_CODES = {
 }
 
 _new = tuple.__new__
+
+# The EnvoyFields a Record is made from; parsers need not capture the others.
+ASSEMBLED_FIELDS = frozenset(EnvoyFields._fields) - {
+    "response_code_details",
+    "connection_termination_details",
+    "upstream_transport_failure_reason",
+    "upstream_service_time",
+    "x_forwarded_for",
+}
 _UNKNOWN_WORKLOAD = Workload()
 _IDENTITY_CACHE_SIZE = 4096
 

@@ -16,7 +16,7 @@ from operator import itemgetter
 import orjson
 
 from telemetry.envoy.errors import ParseError
-from telemetry.envoy.istio import RecordAssembler
+from telemetry.envoy.istio import ASSEMBLED_FIELDS, RecordAssembler
 from telemetry.envoy.operators import (
     FIELD_NAMES,
     NUMERIC_FIELDS,
@@ -47,11 +47,12 @@ def resolve_format(fmt: str) -> str:
     return PRESETS.get(fmt, fmt)
 
 
-def compile_format(fmt: str) -> Extractor:
+def compile_format(fmt: str, capture: frozenset[str] = frozenset(FIELD_NAMES)) -> Extractor:
+    """An extractor of the EnvoyFields named in ``capture`` (text formats leave the others "")."""
     fmt = resolve_format(fmt)
     if fmt.lstrip().startswith("{"):
         return _compile_json(fmt)
-    return _compile_text(fmt)
+    return _compile_text(fmt, capture)
 
 
 def _operator_pattern(field: str | None, following: str, inside_quotes: bool, lenient: bool) -> str:
@@ -67,7 +68,11 @@ def _operator_pattern(field: str | None, following: str, inside_quotes: bool, le
     return f"(?:-|({body}))" if field is not None else f"(?:-|{body})"
 
 
-def _text_regex(tokens: Sequence[str | Operator], lenient: bool) -> re.Pattern[str]:
+def _text_regex(tokens: Sequence[str | Operator], lenient: bool, capture: frozenset[str]) -> re.Pattern[str]:
+    def _captured_field(operator: Operator) -> str | None:
+        field = field_of(operator)
+        return field if field in capture else None
+
     parts = []
     quotes = 0
     for index, token in enumerate(tokens):
@@ -78,19 +83,21 @@ def _text_regex(tokens: Sequence[str | Operator], lenient: bool) -> re.Pattern[s
         following = tokens[index + 1] if index + 1 < len(tokens) else ""
         if isinstance(following, Operator):
             # Two operators with nothing between them: the first takes as little as it can.
-            parts.append("(?:-|(.*?))" if field_of(token) is not None else "(?:.*?)")
+            parts.append("(?:-|(.*?))" if _captured_field(token) is not None else "(?:.*?)")
             continue
-        parts.append(_operator_pattern(field_of(token), following, quotes % 2 == 1, lenient))
+        parts.append(_operator_pattern(_captured_field(token), following, quotes % 2 == 1, lenient))
     return re.compile("".join(parts) + r"\Z", re.DOTALL)
 
 
-def _compile_text(fmt: str) -> Extractor:
+def _compile_text(fmt: str, capture: frozenset[str]) -> Extractor:
     tokens = tokenize(fmt)
-    fields = [field for token in tokens if isinstance(token, Operator) and (field := field_of(token)) is not None]
+    fields = [
+        field for token in tokens if isinstance(token, Operator) and (field := field_of(token)) in capture
+    ]
     if not fields:
         raise ValueError(f"format {fmt!r} has no command operator meshscope can use")
-    strict = _text_regex(tokens, lenient=False)
-    lenient = _text_regex(tokens, lenient=True)
+    strict = _text_regex(tokens, lenient=False, capture=capture)
+    lenient = _text_regex(tokens, lenient=True, capture=capture)
     format_quotes = sum(token.count('"') for token in tokens if isinstance(token, str))
 
     # A field captured twice (two operators for one field) keeps the first non-empty capture.
@@ -166,7 +173,9 @@ class LineParser:
         self._assemble = RecordAssembler(peers).assemble
         self._auto = fmt == "auto"
         self._candidates: list[tuple[str, Extractor]] = (
-            [(name, _compiled_preset(name)) for name in DETECTION_ORDER] if self._auto else [(fmt, compile_format(fmt))]
+            [(name, _compiled_preset(name)) for name in DETECTION_ORDER]
+            if self._auto
+            else [(fmt, compile_format(fmt, ASSEMBLED_FIELDS))]
         )
         self.format_name, self._extract = self._candidates[0]
 
@@ -227,7 +236,7 @@ _PRESET_CACHE: dict[str, Extractor] = {}
 def _compiled_preset(name: str) -> Extractor:
     extractor = _PRESET_CACHE.get(name)
     if extractor is None:
-        extractor = _PRESET_CACHE[name] = compile_format(name)
+        extractor = _PRESET_CACHE[name] = compile_format(name, ASSEMBLED_FIELDS)
     return extractor
 
 
