@@ -72,3 +72,28 @@ class Workload:
     @property
     def known(self) -> bool:
         return self.name != UNKNOWN
+
+
+class Span(NamedTuple):
+    """An application span, reduced to what the service graph pairs client and server spans by.
+
+    Proxy spans become Records instead; the full span travels unchanged to the trace exporters.
+    """
+
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    parent_span_id: str = ""
+    kind: str = "unspecified"  # unspecified | internal | server | client | producer | consumer
+    service: str = UNKNOWN  # resource service.name
+    namespace: str = UNKNOWN  # resource k8s.namespace.name / service.namespace
+    name: str = ""
+    start_ns: int = 0
+    end_ns: int = 0
+    error: bool = False  # status ERROR, or an HTTP 5xx / gRPC non-OK result
+    http_status: int = 0
+    rpc_system: str = ""
+    peer_service: str = ""  # peer.service, server.address or net.peer.name: who a client called
+    db_system: str = ""
+    db_name: str = ""
+    messaging_system: str = ""
+    messaging_destination: str = ""

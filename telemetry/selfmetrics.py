@@ -19,6 +19,8 @@ class SelfStats:
         self.records_received: dict[str, int] = {}
         self.parse_errors: dict[tuple[str, str], int] = {}
         self.dropped: dict[tuple[str, str], int] = {}
+        self.exported: dict[str, int] = {}
+        self.export_failures: dict[tuple[str, str], int] = {}
         self._queue_depths: dict[str, Callable[[], int]] = {}
 
     def received(self, receiver: str, count: int) -> None:
@@ -34,6 +36,15 @@ class SelfStats:
         key = (stage, reason)
         with self._lock:
             self.dropped[key] = self.dropped.get(key, 0) + count
+
+    def export_done(self, exporter: str, count: int) -> None:
+        with self._lock:
+            self.exported[exporter] = self.exported.get(exporter, 0) + count
+
+    def export_failure(self, exporter: str, reason: str, count: int = 1) -> None:
+        key = (exporter, reason)
+        with self._lock:
+            self.export_failures[key] = self.export_failures.get(key, 0) + count
 
     def watch_queue(self, stage: str, depth: Callable[[], int]) -> None:
         self._queue_depths[stage] = depth
@@ -59,6 +70,8 @@ class SelfStatsCollector(Collector):
             received = dict(stats.records_received)
             errors = dict(stats.parse_errors)
             dropped = dict(stats.dropped)
+            exported = dict(stats.exported)
+            failures = dict(stats.export_failures)
         family = CounterMetricFamily(
             "meshscope_records_received", "Records accepted from each receiver.", labels=["receiver"]
         )
@@ -77,6 +90,18 @@ class SelfStatsCollector(Collector):
             "meshscope_dropped", "Records or series dropped, by pipeline stage and reason.", labels=["stage", "reason"]
         )
         for labels, value in sorted(dropped.items()):
+            family.add_metric(list(labels), value)
+        yield family
+        family = CounterMetricFamily("meshscope_exported", "Items delivered by each exporter.", labels=["exporter"])
+        for exporter, value in sorted(exported.items()):
+            family.add_metric([exporter], value)
+        yield family
+        family = CounterMetricFamily(
+            "meshscope_export_failures",
+            "Failed export attempts, by exporter and reason (give-ups are reason=\"gave_up\").",
+            labels=["exporter", "reason"],
+        )
+        for labels, value in sorted(failures.items()):
             family.add_metric(list(labels), value)
         yield family
         gauge = GaugeMetricFamily("meshscope_queue_depth", "Items waiting in each bounded queue.", labels=["stage"])

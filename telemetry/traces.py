@@ -1,0 +1,94 @@
+"""Where received spans go: unchanged to the trace exporters, and reduced to Records and Spans for the rest.
+
+Every trace receiver (OTLP gRPC, OTLP HTTP, Zipkin) decodes its input into OTLP ``ResourceSpans``
+messages and calls ``TraceIngest.accept``. The messages themselves are handed to each trace exporter
+(each has its own bounded queue, so a slow backend never slows ingestion); proxy spans (Envoy's and
+Istio's) become Records for the metrics pipeline, as access-log lines do; application spans become
+Spans for the service graph's client/server pairing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+from telemetry.model import Record, Span
+from telemetry.pipeline import Pipeline
+from telemetry.selfmetrics import SelfStats
+
+log = logging.getLogger(__name__)
+
+
+class TraceSink(Protocol):
+    """A trace exporter: ``consume`` only enqueues (bounded, drops counted) and never blocks."""
+
+    def consume(self, batch: Sequence[ResourceSpans]) -> None: ...
+
+    def flush(self, timeout: float) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+class SpanSink(Protocol):
+    def consume(self, batch: Sequence[Span]) -> None: ...
+
+    def flush(self, timeout: float) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+@dataclass
+class Normalised:
+    records: list[Record]
+    spans: list[Span]
+    rejected: int = 0  # spans that could not be read (counted as parse errors here)
+    error: str = ""  # why, for the OTLP partial-success message
+    refused: bool = False  # the pipeline was full: the receiver should ask the sender to retry
+
+
+Normaliser = Callable[[Sequence[ResourceSpans]], Normalised]
+
+
+class TraceIngest:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        stats: SelfStats,
+        normalise: Normaliser,
+        exporters: Sequence[tuple[str, TraceSink]] = (),
+        span_sinks: Sequence[tuple[str, SpanSink]] = (),
+    ) -> None:
+        self._pipeline = pipeline
+        self._stats = stats
+        self._normalise = normalise
+        self._exporters = list(exporters)
+        self._span_sinks = list(span_sinks)
+
+    def accept(self, resource_spans: Sequence[ResourceSpans], receiver: str) -> Normalised:
+        """Route one request's spans; returns what was made of them (rejections for partial success)."""
+        for name, exporter in self._exporters:
+            try:
+                exporter.consume(resource_spans)
+            except Exception:
+                log.exception("trace exporter %s failed to enqueue", name)
+        result = self._normalise(resource_spans)
+        if result.rejected:
+            self._stats.parse_error(receiver, "bad_span", result.rejected)
+        if result.records:
+            # Receivers answer a request now, so they do not wait for room: a refusal is counted.
+            result.refused = not self._pipeline.submit(result.records, receiver, wait=0.5)
+        for name, sink in self._span_sinks:
+            try:
+                sink.consume(result.spans)
+            except Exception:
+                log.exception("span sink %s failed", name)
+        return result
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        for _, sink in [*self._span_sinks, *self._exporters]:
+            sink.flush(timeout)
+            sink.shutdown()
