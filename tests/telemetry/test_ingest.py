@@ -64,3 +64,39 @@ def test_ingest_counts_non_utf8_and_overlong_lines(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "records: 2 from 4 lines" in done.stdout
     assert "not_utf8: 1" in done.stdout and "too_long: 1" in done.stdout
+
+
+def test_ingest_shows_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    # A terminal of 0 columns (a fresh pty) leaves tqdm nothing to draw in.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "telemetry.cli", "ingest", str(ACCESSLOGS / "istio.log")],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    terminal = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the other end closed
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    finally:
+        os.close(primary)
+        process.communicate(timeout=60)
+    done = process
+    assert done.returncode == 0
+    assert b"ingest:" in terminal and b"B/s" in terminal, terminal
+    piped = meshscope("ingest", str(ACCESSLOGS / "istio.log"))
+    assert "ingest:" not in piped.stderr
