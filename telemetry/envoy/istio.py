@@ -86,7 +86,8 @@ def _service_from_authority(authority: str, default_namespace: str) -> tuple[str
 class RecordAssembler:
     """Turns EnvoyFields into Records for one reporting proxy at a time.
 
-    EnvoyFields values are "" where absent (extractors turn Envoy's ``-`` and JSON's null into "");
+    Not thread-safe, and its cache serves one reporter at a time: give each file and each ALS stream
+    its own. EnvoyFields values are "" where absent (extractors turn Envoy's ``-`` and JSON's null into "");
     counters may be ints or digit strings. The identity half of a Record is cached per (route, peer) and rebuilt whenever the
     peer table learns something new.
     """

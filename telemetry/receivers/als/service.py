@@ -48,7 +48,6 @@ class AccessLogService:
         self._pipeline = pipeline
         self._stats = stats
         self._peers = peers
-        self._assembler = RecordAssembler(peers)
         self._wait = backpressure_wait
 
     def rpc_handler(self) -> grpc.GenericRpcHandler:
@@ -62,11 +61,13 @@ class AccessLogService:
         self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> als_pb2.StreamAccessLogsResponse:
         reporter: Workload | None = None
+        # One assembler per stream: its identity cache belongs to one reporter, and streams run concurrently.
+        assembler = RecordAssembler(self._peers)
         try:
             for message in self._decoded(request_iterator, context):
                 if reporter is None:
                     reporter = self._identify(message, context)
-                self._handle(message, reporter, context)
+                self._handle(message, reporter, assembler, context)
         except grpc.RpcError:
             # The client went away or the server is stopping: everything read so far was handed on.
             pass
@@ -99,11 +100,15 @@ class AccessLogService:
         return reporter
 
     def _handle(
-        self, message: als_pb2.StreamAccessLogsMessage, reporter: Workload, context: grpc.ServicerContext
+        self,
+        message: als_pb2.StreamAccessLogsMessage,
+        reporter: Workload,
+        assembler: RecordAssembler,
+        context: grpc.ServicerContext,
     ) -> None:
         records: list[Record] = []
         failures: list[ParseError] = []
-        assemble = self._assembler.assemble
+        assemble = assembler.assemble
         # A message carries either HTTP or TCP entries (a oneof); an empty one carries none.
         kind = message.WhichOneof("log_entries")
         if kind == "http_logs":

@@ -307,3 +307,34 @@ def test_config_validation_names_bad_values() -> None:
     errors = AlsConfig(endpoint="nowhere", max_concurrent_streams=0).validate()
     assert any(error.startswith("endpoint:") for error in errors)
     assert "max_concurrent_streams: must be at least 1" in errors
+
+
+def test_concurrent_streams_keep_their_own_reporters(collector: Any, als: ModuleType) -> None:
+    """Two proxies whose entries look alike, interleaved on two open streams, each keep their identity."""
+    import threading
+
+    def entry() -> HTTPAccessLogEntry:
+        return als.http_entry(
+            als.common(OUTBOUND_REVIEWS_V2, upstream=(REVIEWS_IP, 9080), downstream_remote=("10.244.0.99", 40000))
+        )
+
+    turns = [threading.Event() for _ in range(4)]
+
+    def stream(identity: Node, mine: tuple[int, int]) -> Any:
+        def messages() -> Any:
+            for index, turn in enumerate(mine):
+                turns[turn].wait(10)
+                yield als.http_message(entry(), identity=identity if index == 0 else None)
+                turns[turn + 1].set() if turn + 1 < len(turns) else None
+
+        return collector.stub.StreamAccessLogs.future(messages())
+
+    first = stream(productpage(als), (0, 2))
+    second = stream(
+        als.node("sidecar~10.244.0.30~details-v1-7bf8c9648f-xk2zq.default~default.svc.cluster.local"), (1, 3)
+    )
+    turns[0].set()
+    first.result(timeout=30)
+    second.result(timeout=30)
+    by_workload = sorted(record.source_workload for record in collector.records())
+    assert by_workload == ["details-v1", "details-v1", "productpage-v1", "productpage-v1"]
