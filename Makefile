@@ -14,11 +14,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# xds-protos ships an old copy of opentelemetry/proto (no ScopeSpans) that overwrites the real one
+# when pip happens to install it second; reinstalling opentelemetry-proto's own files puts them back.
+OTEL_PROTO_FIX = $(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+	"opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
+
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(OTEL_PROTO_FIX)
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(OTEL_PROTO_FIX)
 
 demo: install
 	$(BIN)/meshscope demo

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from telemetry.model import Record, Span
@@ -21,6 +22,12 @@ from telemetry.pipeline import Pipeline
 from telemetry.selfmetrics import SelfStats
 
 log = logging.getLogger(__name__)
+
+if not hasattr(trace_pb2, "ScopeSpans"):  # pragma: no cover - an install-order accident, not a code path
+    raise ImportError(
+        "opentelemetry/proto was overwritten by the old copy inside xds-protos; run "
+        "'pip install --force-reinstall --no-deps opentelemetry-proto' (make install does this)"
+    )
 
 
 class TraceSink(Protocol):

@@ -1,0 +1,193 @@
+"""Span ingest throughput: real HTTP requests into the OTLP/HTTP (protobuf) and Zipkin v2 (JSON) receivers.
+
+Batches of 512 spans with 12 attributes each are posted over one keep-alive connection by a client in
+a child process; the receiver decodes them and hands them through a real TraceIngest (with a trivial
+normaliser that only counts) and a real Pipeline. CPU time is the receiving process's own (the client's
+is not in it), so spans per CPU-second is the receive+decode cost per core.
+
+    python benchmarks/span_ingest.py [--batches 200] [--spans 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import random
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import orjson  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans  # noqa: E402
+
+from telemetry.model import Record  # noqa: E402
+from telemetry.pipeline import Pipeline, tune_gc  # noqa: E402
+from telemetry.receivers.otlp.config import OtlpHttpConfig  # noqa: E402
+from telemetry.receivers.otlp.factory import create_http_receiver  # noqa: E402
+from telemetry.receivers.zipkin.config import ZipkinConfig  # noqa: E402
+from telemetry.receivers.zipkin.factory import create_receiver as create_zipkin  # noqa: E402
+from telemetry.selfmetrics import SelfStats  # noqa: E402
+from telemetry.traces import Normalised, TraceIngest  # noqa: E402
+
+SERVICES = ["productpage", "reviews", "ratings", "details"]
+
+
+def tags(rng: random.Random, index: int) -> dict[str, str]:
+    return {
+        "http.method": "GET",
+        "http.url": f"http://reviews:9080/reviews/{rng.randint(0, 10**6)}",
+        "http.status_code": rng.choice(["200", "200", "200", "503"]),
+        "http.protocol": "HTTP/1.1",
+        "user_agent": "python-requests/2.31",
+        "request_size": "0",
+        "response_size": str(rng.randint(100, 6000)),
+        "upstream_cluster": "outbound|9080|v2|reviews.default.svc.cluster.local",
+        "node_id": f"sidecar~10.244.0.{index % 20}~productpage-v1.default~default.svc.cluster.local",
+        "guid:x-request-id": os.urandom(16).hex(),
+        "istio.namespace": "default",
+        "component": "proxy",
+    }
+
+
+def zipkin_body(rng: random.Random, count: int) -> bytes:
+    spans = []
+    for index in range(count):
+        start = 1_714_564_800_000_000 + index * 10
+        spans.append(
+            {
+                "traceId": os.urandom(16).hex(),
+                "id": os.urandom(8).hex(),
+                "parentId": os.urandom(8).hex(),
+                "kind": "CLIENT",
+                "name": "reviews.default.svc.cluster.local:9080/*",
+                "timestamp": start,
+                "duration": rng.randint(100, 90_000),
+                "localEndpoint": {"serviceName": SERVICES[index % 4], "ipv4": "10.244.0.7"},
+                "remoteEndpoint": {"serviceName": "reviews", "ipv4": "10.244.0.12", "port": 9080},
+                "tags": tags(rng, index),
+            }
+        )
+    return orjson.dumps(spans)
+
+
+def otlp_body(rng: random.Random, count: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    groups = [request.resource_spans.add() for _ in SERVICES]
+    for group, service in zip(groups, SERVICES, strict=True):
+        group.resource.attributes.add(key="service.name").value.string_value = service
+        group.scope_spans.add()
+    for index in range(count):
+        span = (
+            groups[index % 4]
+            .scope_spans[0]
+            .spans.add(
+                trace_id=os.urandom(16),
+                span_id=os.urandom(8),
+                parent_span_id=os.urandom(8),
+                name="reviews.default.svc.cluster.local:9080/*",
+                kind=3,
+                start_time_unix_nano=1_714_564_800_000_000_000 + index,
+                end_time_unix_nano=1_714_564_800_090_000_000 + index,
+            )
+        )
+        for key, value in tags(rng, index).items():
+            span.attributes.add(key=key).value.string_value = value
+    return request.SerializeToString()
+
+
+def client(port: int, path: str, content_type: str, bodies: Sequence[bytes], batches: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for index in range(batches):
+        connection.request("POST", path, body=bodies[index % len(bodies)], headers={"Content-Type": content_type})
+        response = connection.getresponse()
+        response.read()
+        if response.status >= 300:
+            raise SystemExit(f"{path}: HTTP {response.status}")
+    connection.close()
+
+
+class CountingNormaliser:
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def __call__(self, resource_spans: Sequence[ResourceSpans]) -> Normalised:
+        count = sum(len(scope.spans) for item in resource_spans for scope in item.scope_spans)
+        self.spans += count
+        return Normalised([Record()], [])
+
+
+class NullSink:
+    def consume(self, batch: Sequence[Record]) -> None:
+        pass
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
+def measure(kind: str, batches: int, spans: int) -> None:
+    tune_gc()
+    rng = random.Random(7)
+    stats = SelfStats()
+    pipeline = Pipeline([("null", NullSink())], stats)
+    pipeline.start()
+    normaliser = CountingNormaliser()
+    ingest = TraceIngest(pipeline, stats, normalise=normaliser)
+    if kind == "otlp-http-protobuf":
+        receiver = create_http_receiver(OtlpHttpConfig(endpoint="127.0.0.1:0"), ingest, stats)
+        path, content_type, make = "/v1/traces", "application/x-protobuf", otlp_body
+    else:
+        receiver = create_zipkin(ZipkinConfig(endpoint="127.0.0.1:0"), ingest, stats)
+        path, content_type, make = "/api/v2/spans", "application/json", zipkin_body
+    bodies = [make(rng, spans) for _ in range(8)]
+    receiver.start()
+    # The client runs in its own process so that its CPU time is not counted as the receiver's.
+    warmup = multiprocessing.Process(target=client, args=(receiver.port, path, content_type, bodies, 8))
+    warmup.start()
+    warmup.join()
+    normaliser.spans = 0
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    sender = multiprocessing.Process(target=client, args=(receiver.port, path, content_type, bodies, batches))
+    sender.start()
+    sender.join()
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    receiver.shutdown()
+    pipeline.shutdown()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    count = normaliser.spans
+    assert count == batches * spans, (count, batches * spans)
+    print(
+        f"{kind:20s} {count:>9,d} spans  {len(bodies[0]) / spans:6.0f} B/span  "
+        f"{count / elapsed:>9,.0f} spans/s wall  {count / cpu:>9,.0f} spans/CPU-s  "
+        f"peak RSS {after.ru_maxrss / 1024:.0f} MiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--spans", type=int, default=512)
+    parser.add_argument("--kinds", default="otlp-http-protobuf,zipkin-json")
+    args = parser.parse_args()
+    for kind in args.kinds.split(","):
+        # A fresh process per measurement, so that peak RSS is its own.
+        process = multiprocessing.get_context("spawn").Process(target=measure, args=(kind, args.batches, args.spans))
+        process.start()
+        process.join()
+        if process.exitcode:
+            raise SystemExit(f"{kind} failed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""OTLP/gRPC: opentelemetry.proto.collector.trace.v1.TraceService/Export.
+
+Requests arrive as bytes and are decoded here rather than by grpc, as the ALS receiver does: an
+undecodable request is then counted and answered INVALID_ARGUMENT like any other malformed input.
+grpc itself handles ``grpc-encoding: gzip`` and holds the decompressed message to ``max_body_bytes``
+(RESOURCE_EXHAUSTED beyond it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from typing import NoReturn
+
+import grpc
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from telemetry.receivers.otlp.config import OtlpGrpcConfig
+from telemetry.receivers.otlp.export import GRPC_RECEIVER, export_response
+from telemetry.selfmetrics import SelfStats
+from telemetry.traces import TraceIngest
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name
+_SHUTDOWN_GRACE = 2.0
+_STOP_MARGIN = 5.0
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    context.abort(code, details)
+    raise AssertionError("ServicerContext.abort returned")
+
+
+class TraceService:
+    def __init__(self, ingest: TraceIngest, stats: SelfStats) -> None:
+        self._ingest = ingest
+        self._stats = stats
+
+    def rpc_handler(self) -> grpc.GenericRpcHandler:
+        method = grpc.unary_unary_rpc_method_handler(
+            self.export, response_serializer=ExportTraceServiceResponse.SerializeToString
+        )
+        return grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": method})
+
+    def export(self, data: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        try:
+            request = ExportTraceServiceRequest.FromString(data)
+        except DecodeError as error:
+            self._stats.parse_error(GRPC_RECEIVER, "bad_protobuf")
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"bad_protobuf: not an ExportTraceServiceRequest ({len(data)} bytes): {error}",
+            )
+        result = self._ingest.accept(request.resource_spans, GRPC_RECEIVER)
+        if result.refused:
+            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "collector pipeline is full: retry later")
+        return export_response(result)
+
+
+class OtlpGrpcReceiver:
+    def __init__(self, config: OtlpGrpcConfig, ingest: TraceIngest, stats: SelfStats) -> None:
+        self._config = config
+        self._service = TraceService(ingest, stats)
+        self._server: grpc.Server | None = None
+        self._executor: futures.ThreadPoolExecutor | None = None
+        self._port = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        """The bound port (known after start(); 0 before)."""
+        return self._port
+
+    def start(self) -> None:
+        config = self._config
+        with self._lock:
+            if self._server is not None or self._stopped:
+                raise RuntimeError("OtlpGrpcReceiver.start() may be called once, before shutdown()")
+            executor = futures.ThreadPoolExecutor(
+                max_workers=config.max_concurrent_requests, thread_name_prefix="meshscope-otlp-grpc"
+            )
+            server = grpc.server(
+                executor,
+                maximum_concurrent_rpcs=config.max_concurrent_requests,
+                options=[
+                    ("grpc.max_receive_message_length", config.max_body_bytes),
+                    ("grpc.so_reuseport", 0),
+                ],
+            )
+            server.add_generic_rpc_handlers((self._service.rpc_handler(),))
+            try:
+                port = server.add_insecure_port(config.endpoint)
+                failure = ""
+            except RuntimeError as error:
+                port, failure = 0, f": {error}"
+            if not port:
+                executor.shutdown(wait=False)
+                raise OSError(f"OTLP gRPC receiver cannot listen on {config.endpoint}{failure}")
+            server.start()
+            self._server, self._executor, self._port = server, executor, port
+
+    def shutdown(self) -> None:
+        """Stop accepting, give requests in flight a short grace period. Idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            server, executor = self._server, self._executor
+        if server is None or executor is None:
+            return
+        if not server.stop(_SHUTDOWN_GRACE).wait(_SHUTDOWN_GRACE + _STOP_MARGIN):
+            log.warning("OTLP gRPC server did not stop within %.1f s of its grace period", _STOP_MARGIN)
+        executor.shutdown(wait=False)

@@ -1,0 +1,1 @@
+"""Spans: conversions between other span formats and OTLP ``ResourceSpans``, the shape every trace receiver hands on."""
