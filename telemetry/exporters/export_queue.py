@@ -1,0 +1,312 @@
+"""The reliable half of a trace exporter: a bounded span queue, batching, and retry with backoff.
+
+Both trace exporters (OTLP to Jaeger, Zipkin) are an ``ExportQueue`` around a transport. ``consume``
+only appends references to the received messages under a lock; one worker thread per exporter takes
+batches of up to ``batch_size`` spans (or what has waited ``batch_timeout``), hands them to the
+transport and retries retryable failures with exponential backoff, so a slow or absent backend holds
+up only its own worker.
+
+The queue counts spans, not messages: an entry is a ``SpanSlice`` (a range of one ``ScopeSpans``'s
+spans), so a batch or a drop can end in the middle of a message and the counts stay exact. Messages
+are shared with the other exporter and the rest of the collector, so nothing here modifies them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
+
+from telemetry.selfmetrics import SelfStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RetryConfig:
+    initial_backoff: float = 0.5  # seconds before the first retry; doubled per attempt, with jitter
+    max_backoff: float = 30.0
+    # A batch still failing this many seconds after its first attempt is given up (0: never give up
+    # on a retryable error; the queue bound then decides what is lost).
+    max_elapsed: float = 300.0
+
+    def validate(self) -> list[str]:
+        errors = []
+        if self.initial_backoff <= 0:
+            errors.append("initial_backoff: must be positive")
+        if self.max_backoff < self.initial_backoff:
+            errors.append("max_backoff: must be at least initial_backoff")
+        if self.max_elapsed < 0:
+            errors.append("max_elapsed: must not be negative (0 retries for ever)")
+        return errors
+
+
+@dataclass
+class ExportQueueConfig:
+    """The queue and retry settings every trace exporter's config has."""
+
+    # In spans. A span as received (~12 attributes) holds 1-2 KB, so 10,000 is 10-20 MB per exporter
+    # and, at a mesh's typical few hundred to a thousand sampled spans a second, 10-30 s of backend
+    # outage (a Jaeger or Zipkin restart) without loss.
+    queue_size: int = 10_000
+    batch_size: int = 512
+    batch_timeout: float = 1.0
+    shutdown_timeout: float = 5.0  # how long shutdown waits for the queue to drain
+    retry: RetryConfig = field(default_factory=RetryConfig)
+
+    def validate(self) -> list[str]:
+        errors = []
+        if self.batch_size < 1:
+            errors.append("batch_size: must be at least 1")
+        if self.queue_size < self.batch_size:
+            errors.append("queue_size: must be at least batch_size")
+        if self.batch_timeout < 0:
+            errors.append("batch_timeout: must not be negative")
+        if self.shutdown_timeout < 0:
+            errors.append("shutdown_timeout: must not be negative")
+        return errors
+
+
+class SpanSlice(NamedTuple):
+    """Spans ``start:stop`` of one ScopeSpans, with the ResourceSpans it came in."""
+
+    resource_spans: ResourceSpans
+    scope_spans: ScopeSpans
+    start: int
+    stop: int
+
+
+class ExportError(Exception):
+    """A failed export attempt; ``reason`` labels ``meshscope_export_failures_total``."""
+
+    def __init__(self, reason: str, retryable: bool, retry_after: float | None = None, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after  # seconds the backend asked for, when it said
+
+
+class Transport(Protocol):
+    def send(self, batch: Sequence[SpanSlice]) -> int:
+        """Deliver one batch; return how many spans the backend rejected, or raise ExportError."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def slices_of(batch: Sequence[ResourceSpans]) -> tuple[list[SpanSlice], int]:
+    pieces = []
+    count = 0
+    for resource_spans in batch:
+        for scope_spans in resource_spans.scope_spans:
+            size = len(scope_spans.spans)
+            if size:
+                pieces.append(SpanSlice(resource_spans, scope_spans, 0, size))
+                count += size
+    return pieces, count
+
+
+def backoff_delay(attempt: int, retry: RetryConfig, rand: Callable[[], float] = random.random) -> float:
+    # "Equal jitter": never less than half the exponential step, so a down backend is not hammered,
+    # yet exporters that failed together do not retry in lockstep.
+    step = min(retry.max_backoff, retry.initial_backoff * 2**attempt)
+    return step * (0.5 + rand() / 2)
+
+
+class ExportQueue:
+    """A ``TraceSink``: bounded, batching, retrying delivery of spans through one transport."""
+
+    def __init__(self, name: str, transport: Transport, config: ExportQueueConfig, stats: SelfStats) -> None:
+        self.name = name
+        self._transport = transport
+        self._config = config
+        self._stats = stats
+        self._stage = f"exporter:{name}"
+        self._queue: deque[SpanSlice] = deque()
+        self._queued = 0  # spans in _queue
+        self._in_flight = 0  # spans of the batch being sent (still within the bound)
+        self._flushers = 0  # threads waiting in flush(): no point holding a partial batch back
+        self._cond = threading.Condition()
+        self._closed = False  # no new spans
+        self._stopping = False  # the worker leaves at its next chance
+        self._abort = threading.Event()  # interrupts a backoff wait at shutdown's deadline
+        self._shutdown_lock = threading.Lock()
+        self._shut = False
+        stats.watch_queue(self._stage, self.depth)
+        self._worker = threading.Thread(target=self._run, name=f"meshscope-export-{name}", daemon=True)
+        self._worker.start()
+
+    def depth(self) -> int:
+        return self._queued + self._in_flight
+
+    def consume(self, batch: Sequence[ResourceSpans]) -> None:
+        pieces, count = slices_of(batch)
+        if not count:
+            return
+        with self._cond:
+            if self._closed:
+                self._stats.drop(self._stage, "shutdown", count)
+                return
+            self._queue.extend(pieces)
+            self._queued += count
+            overflow = self._queued + self._in_flight - self._config.queue_size
+            if overflow > 0:
+                # Drop the oldest: after an outage the newest traces are the ones worth seeing, and
+                # spans of the same traces keep arriving together at the new end.
+                self._drop_oldest(overflow)
+                self._stats.drop(self._stage, "queue_full", overflow)
+            self._cond.notify_all()
+
+    def _drop_oldest(self, count: int) -> None:
+        queue = self._queue
+        self._queued -= count
+        while count:
+            head = queue[0]
+            size = head.stop - head.start
+            if size <= count:
+                queue.popleft()
+                count -= size
+            else:
+                queue[0] = head._replace(start=head.start + count)
+                count = 0
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued span has been delivered (or given up); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._flushers += 1
+            self._cond.notify_all()
+            try:
+                while self._queued or self._in_flight:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._worker.is_alive():
+                        return False
+                    self._cond.wait(remaining)
+                return True
+            finally:
+                self._flushers -= 1
+
+    def shutdown(self) -> None:
+        """Refuse new spans, deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
+        with self._shutdown_lock:
+            if self._shut:
+                return
+            self._shut = True
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self.flush(self._config.shutdown_timeout)
+        self._abort.set()
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        # A request in progress ends within the transport's own timeout; the worker is a daemon, so
+        # the wait for it is short and the batch it holds is counted by the worker when it returns.
+        self._worker.join(1.0)
+        with self._cond:
+            self._discard_queue("shutdown")
+        try:
+            self._transport.close()
+        except Exception:
+            log.exception("exporter %s: closing the transport failed", self.name)
+
+    def _discard_queue(self, reason: str) -> None:
+        if self._queued:
+            self._stats.drop(self._stage, reason, self._queued)
+            self._queue.clear()
+            self._queued = 0
+            self._cond.notify_all()
+
+    def _take(self) -> tuple[list[SpanSlice], int] | None:
+        """Wait for spans and return a batch of at most ``batch_size``; None when it is time to stop."""
+        batch_size = self._config.batch_size
+        with self._cond:
+            while not self._queued:
+                if self._stopping or self._closed:
+                    return None
+                self._cond.wait()
+            if self._stopping:
+                return None
+            deadline = time.monotonic() + self._config.batch_timeout
+            while self._queued < batch_size and not (self._closed or self._flushers):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            queue = self._queue
+            batch: list[SpanSlice] = []
+            room = batch_size
+            while queue and room:
+                head = queue[0]
+                size = head.stop - head.start
+                if size <= room:
+                    batch.append(queue.popleft())
+                    room -= size
+                else:
+                    batch.append(head._replace(stop=head.start + room))
+                    queue[0] = head._replace(start=head.start + room)
+                    room = 0
+            count = batch_size - room
+            self._queued -= count
+            self._in_flight = count
+            return batch, count
+
+    def _run(self) -> None:
+        while (taken := self._take()) is not None:
+            batch, count = taken
+            try:
+                self._deliver(batch, count)
+            finally:
+                with self._cond:
+                    self._in_flight = 0
+                    self._cond.notify_all()
+        with self._cond:
+            self._discard_queue("shutdown")
+
+    def _deliver(self, batch: list[SpanSlice], count: int) -> None:
+        retry = self._config.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                rejected = self._transport.send(batch)
+            except ExportError as error:
+                self._stats.export_failure(self.name, error.reason)
+                if not error.retryable:
+                    log.warning("exporter %s: %s; giving up %d spans", self.name, error, count)
+                    self._give_up(count)
+                    return
+                delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt, retry)
+                attempt += 1
+                if retry.max_elapsed and time.monotonic() - started + delay > retry.max_elapsed:
+                    log.warning(
+                        "exporter %s: %s for %.0fs; giving up %d spans", self.name, error, retry.max_elapsed, count
+                    )
+                    self._give_up(count)
+                    return
+                log.debug("exporter %s: %s; retrying in %.2fs", self.name, error, delay)
+                if self._abort.wait(delay):
+                    self._stats.drop(self._stage, "shutdown", count)
+                    return
+                continue
+            except Exception:
+                # A bug or an unencodable batch: retrying would only fail the same way.
+                log.exception("exporter %s: unexpected error; giving up %d spans", self.name, count)
+                self._stats.export_failure(self.name, "internal_error")
+                self._give_up(count)
+                return
+            if rejected:
+                self._stats.drop(self._stage, "rejected", rejected)
+            self._stats.export_done(self.name, count - rejected)
+            return
+
+    def _give_up(self, count: int) -> None:
+        self._stats.export_failure(self.name, "gave_up")
+        self._stats.drop(self._stage, "gave_up", count)
