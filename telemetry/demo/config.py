@@ -80,6 +80,9 @@ class DemoConfig:
     als_batch_size: int = 100
     als_flush_interval: float = 0.2
     als_queue_size: int = 10_000
+    span_batch_size: int = 200  # Zipkin spans per POST, at most
+    span_flush_interval: float = 0.2  # seconds a partial batch of spans waits
+    span_queue_size: int = 10_000  # requests waiting to become spans; beyond it they are dropped, counted
 
     def validate(self) -> list[str]:
         errors = []
@@ -89,6 +92,9 @@ class DemoConfig:
             errors.append("duration: must not be negative")
         if self.batch_interval <= 0:
             errors.append("batch_interval: must be positive")
+        for name in ("span_batch_size", "span_flush_interval", "span_queue_size"):
+            if getattr(self, name) <= 0:
+                errors.append(f"{name}: must be positive")
         if (
             not self.reviews_weights
             or any(w < 0 for w in self.reviews_weights.values())

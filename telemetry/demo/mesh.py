@@ -1,7 +1,9 @@
 """The simulated mesh behind ``meshscope demo``: requests at a steady rate, written as its proxies would.
 
 Every proxy writes its Istio-format access log to its own pod-log file, except that with an ALS
-endpoint ``details-v1`` streams its entries over Envoy's gRPC Access Log Service instead.
+endpoint ``details-v1`` streams its entries over Envoy's gRPC Access Log Service instead. With a
+Zipkin endpoint the proxies also send their spans (Zipkin v2 JSON); with an OTLP endpoint productpage
+and ratings send theirs (OTLP/HTTP), from a background thread (``span_clients.SpanEmitter``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from telemetry.demo.als_messages import http_entry, node_of, tcp_entry
 from telemetry.demo.config import DemoConfig
 from telemetry.demo.entries import EntryGenerator, LogEntry
 from telemetry.demo.files import PodLogWriter
+from telemetry.demo.span_clients import SpanEmitter
 from telemetry.demo.topology import DETAILS, PODS, Pod
 from telemetry.envoy.render import compile_renderer
 
@@ -30,6 +33,8 @@ class SimulatedMesh:
         als_endpoint: str | None = None,
         *,
         fmt: str = "istio",
+        zipkin_endpoint: str | None = None,
+        otlp_endpoint: str | None = None,
     ) -> None:
         errors = config.validate()
         if errors:
@@ -49,6 +54,15 @@ class SimulatedMesh:
                 queue_size=config.als_queue_size,
             )
             del self._writers[ALS_POD.workload]
+        self._spans: SpanEmitter | None = None
+        if zipkin_endpoint is not None or otlp_endpoint is not None:
+            self._spans = SpanEmitter(
+                zipkin_endpoint,
+                otlp_endpoint,
+                batch_size=config.span_batch_size,
+                flush_interval=config.span_flush_interval,
+                queue_size=config.span_queue_size,
+            )
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -78,6 +92,10 @@ class SimulatedMesh:
     def als_client(self) -> AlsClient | None:
         return self._als
 
+    @property
+    def span_emitter(self) -> SpanEmitter | None:
+        return self._spans
+
     # -- running ------------------------------------------------------------------------------------
 
     def emit(self, requests: int, now_ms: float | None = None) -> None:
@@ -88,11 +106,15 @@ class SimulatedMesh:
             if self._shut_down:
                 return
             by_pod: dict[str, list[LogEntry]] = defaultdict(list)
+            spans = self._spans
             for index in range(requests):
                 # A batch's requests finish at the configured rate, the last one now.
                 at = end - (requests - 1 - index) * spacing
-                for entry in self._generator.request(at, finishing=True):
+                entries = self._generator.request(at, finishing=True)
+                for entry in entries:
                     by_pod[entry.pod.workload].append(entry)
+                if spans is not None:
+                    spans.submit(entries)
             self._requests_sent += requests
             render = self._render
             for workload, entries in by_pod.items():
@@ -107,6 +129,8 @@ class SimulatedMesh:
             return
         if self._als is not None:
             self._als.start()
+        if self._spans is not None:
+            self._spans.start()
         self._thread = threading.Thread(target=self._run, name="simulated-mesh", daemon=True)
         self._thread.start()
 
@@ -128,6 +152,8 @@ class SimulatedMesh:
                 writer.close()
         if self._als is not None:
             self._als.shutdown(timeout)
+        if self._spans is not None:
+            self._spans.shutdown(timeout)
         self._finished.set()
 
     def _run(self) -> None:

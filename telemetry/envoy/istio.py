@@ -117,7 +117,8 @@ class RecordAssembler:
             requested_server_name,
             authority,
             upstream_host,
-            downstream_remote_address.rpartition(":")[0],  # the peer's IP, cheaply: only a cache key
+            # The peer's IP, cheaply (only a cache key); a bare IP (span peer.address, %..._WITHOUT_PORT%) as is.
+            downstream_remote_address.rpartition(":")[0] or downstream_remote_address,
             downstream_peer_uri_san,
             upstream_peer_uri_san,
         )

@@ -10,6 +10,7 @@ Istio's metadata exchange would.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 from telemetry.model import Workload
 
@@ -30,7 +31,8 @@ class PeerTable:
 
     def __init__(self, max_entries: int = 65_536) -> None:
         self._max = max_entries
-        self._by_ip: dict[str, Workload] = {}
+        # OrderedDict: popping the oldest stays O(1) under constant eviction (a dict's next(iter()) does not).
+        self._by_ip: OrderedDict[str, Workload] = OrderedDict()
         self._pinned: dict[str, Workload] = {}
         self._lock = threading.Lock()
         self.evicted = 0
@@ -47,7 +49,7 @@ class PeerTable:
         with self._lock:
             self._by_ip.pop(ip, None)
             if len(self._by_ip) >= self._max:
-                del self._by_ip[next(iter(self._by_ip))]
+                self._by_ip.popitem(last=False)
                 self.evicted += 1
             self._by_ip[ip] = workload
             self.version += 1

@@ -139,3 +139,12 @@ def test_the_proxys_own_log_messages_are_told_apart_from_bad_lines() -> None:
     with pytest.raises(ParseError) as caught:
         parse("2024-05-04T17:22:59.048Z\tinfo\tenvoy upstream\tcds: added/updated 1 cluster(s)")
     assert caught.value.reason == "not_access_log"
+
+
+def test_the_peer_table_is_bounded_and_forgets_the_oldest_learned_first() -> None:
+    peers = PeerTable(max_entries=2)
+    peers.pin("10.0.0.100", Workload("pinned"))
+    for index in range(4):
+        peers.learn(f"10.0.0.{index}", Workload(f"w{index}"))
+    assert [peers.lookup(f"10.0.0.{i}") for i in range(4)] == [None, None, Workload("w2"), Workload("w3")]
+    assert peers.evicted == 2 and peers.lookup("10.0.0.100") == Workload("pinned")
