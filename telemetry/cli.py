@@ -45,17 +45,32 @@ def _addresses(collector: object) -> list[str]:
     from telemetry.collector import Collector
 
     assert isinstance(collector, Collector)
+    config = collector.config
+
+    def host(endpoint: str) -> str:
+        return endpoint.rpartition(":")[0] or "0.0.0.0"
+
     lines = []
     if collector.metrics is not None:
-        host = collector.config.exporters.prometheus.endpoint.rpartition(":")[0] or "0.0.0.0"
-        lines.append(f"  metrics      http://{host}:{collector.metrics.port}/metrics")
+        lines.append(
+            f"  metrics      http://{host(config.exporters.prometheus.endpoint)}:{collector.metrics.port}/metrics"
+        )
     for name, receiver in collector.receivers:
-        if name == "als":
-            lines.append(
-                f"  envoy ALS    grpc://{collector.config.receivers.als.endpoint.rpartition(':')[0]}:{receiver.port}"
-            )  # type: ignore[attr-defined]
-        elif name == "filelog":
-            lines.append(f"  access logs  {', '.join(collector.config.receivers.filelog.include)}")
+        if name == "filelog":
+            lines.append(f"  access logs  {', '.join(config.receivers.filelog.include)}")
+        elif name == "als":
+            lines.append(f"  envoy ALS    grpc://{host(config.receivers.als.endpoint)}:{receiver.port}")  # type: ignore[attr-defined]
+        elif name == "otlp":
+            if receiver.grpc is not None:  # type: ignore[attr-defined]
+                lines.append(f"  OTLP gRPC    {host(config.receivers.otlp.grpc.endpoint)}:{receiver.grpc_port}")  # type: ignore[attr-defined]
+            if receiver.http is not None:  # type: ignore[attr-defined]
+                lines.append(
+                    f"  OTLP HTTP    http://{host(config.receivers.otlp.http.endpoint)}:{receiver.http_port}/v1/traces"
+                )  # type: ignore[attr-defined]
+        elif name == "zipkin":
+            lines.append(f"  Zipkin       http://{host(config.receivers.zipkin.endpoint)}:{receiver.port}/api/v2/spans")  # type: ignore[attr-defined]
+    for name, _ in collector.traces._exporters:
+        lines.append(f"  exporting    traces to {name}")
     return lines
 
 

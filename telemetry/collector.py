@@ -14,6 +14,9 @@ from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.prometheus.sink import PrometheusSink
 from telemetry.pipeline import Pipeline, Receiver, Sink, tune_gc
 from telemetry.selfmetrics import SelfStats
+from telemetry.spans.correlation import RecentTraces, RequestTraceIndex
+from telemetry.spans.normalize import SpanNormaliser
+from telemetry.traces import TraceIngest, TraceSink
 
 log = logging.getLogger(__name__)
 
@@ -25,34 +28,77 @@ class Collector:
     peers: PeerTable = field(default_factory=PeerTable)
     pipeline: Pipeline = field(init=False)
     metrics: PrometheusSink | None = field(init=False, default=None)
+    recent_traces: RecentTraces = field(init=False)
+    traces: TraceIngest = field(init=False)
     receivers: list[tuple[str, Receiver]] = field(init=False, default_factory=list)
     _stopped: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         config = self.config
+        correlation = config.correlation
+        request_index = RequestTraceIndex(correlation.max_request_ids)
+        self.recent_traces = RecentTraces(
+            slowest=correlation.recent_traces_per_edge,
+            failed=correlation.recent_traces_per_edge,
+            max_edges=correlation.max_edges,
+        )
         sinks: list[tuple[str, Sink]] = []
         if config.exporters.prometheus.enabled:
             self.metrics = PrometheusSink(config.exporters.prometheus, self.stats)
             sinks.append(("prometheus", self.metrics))
+        sinks.append(("recent_traces", self.recent_traces))
         self.pipeline = Pipeline(
             sinks,
             self.stats,
             queue_size=config.pipeline.queue_size,
             batch_size=config.pipeline.batch_size,
             batch_timeout=config.pipeline.batch_timeout,
+            process=request_index.fill_trace_ids,
         )
-        # Imported here so that a receiver's optional dependencies load only when it is configured.
-        if config.receivers.filelog.enabled:
+        self.traces = TraceIngest(
+            self.pipeline,
+            self.stats,
+            normalise=SpanNormaliser(self.peers, request_index=request_index),
+            exporters=self._trace_exporters(),
+        )
+        self._add_receivers()
+
+    def _trace_exporters(self) -> list[tuple[str, TraceSink]]:
+        exporters: list[tuple[str, TraceSink]] = []
+        config = self.config.exporters
+        if config.otlp.enabled:
+            from telemetry.exporters.otlp.factory import create_exporter as create_otlp
+
+            exporters.append(("otlp", create_otlp(config.otlp, self.stats)))
+        if config.zipkin.enabled:
+            from telemetry.exporters.zipkin.factory import create_exporter as create_zipkin
+
+            exporters.append(("zipkin", create_zipkin(config.zipkin, self.stats)))
+        return exporters
+
+    def _add_receivers(self) -> None:
+        # Imported here so that only the configured receivers' modules load.
+        config = self.config.receivers
+        if config.filelog.enabled:
             from telemetry.receivers.filelog.factory import create_receiver as create_filelog
 
-            self.receivers.append(
-                ("filelog", create_filelog(config.receivers.filelog, self.pipeline, self.stats, self.peers))
-            )
-        if config.receivers.als.enabled:
+            self.receivers.append(("filelog", create_filelog(config.filelog, self.pipeline, self.stats, self.peers)))
+        if config.als.enabled:
             from telemetry.receivers.als.factory import create_receiver as create_als
 
-            self.receivers.append(("als", create_als(config.receivers.als, self.pipeline, self.stats, self.peers)))
+            self.receivers.append(("als", create_als(config.als, self.pipeline, self.stats, self.peers)))
+        if config.otlp.grpc.enabled or config.otlp.http.enabled:
+            from telemetry.receivers.otlp.factory import create_receiver as create_otlp
+
+            self.receivers.append(("otlp", create_otlp(config.otlp, self.traces, self.stats)))
+        if config.zipkin.enabled:
+            from telemetry.receivers.zipkin.factory import create_receiver as create_zipkin
+
+            self.receivers.append(("zipkin", create_zipkin(config.zipkin, self.traces, self.stats)))
+
+    def receiver(self, name: str) -> Receiver | None:
+        return next((receiver for receiver_name, receiver in self.receivers if receiver_name == name), None)
 
     def start(self) -> None:
         tune_gc()
@@ -63,7 +109,7 @@ class Collector:
             receiver.start()
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop receivers, drain the pipeline into every sink, flush and stop the sinks. Idempotent."""
+        """Stop receivers, drain the pipeline and the trace exporters, flush and stop every sink. Idempotent."""
         with self._lock:
             if self._stopped:
                 return
@@ -73,6 +119,7 @@ class Collector:
                 receiver.shutdown()
             except Exception:
                 log.exception("receiver %s failed to shut down", name)
+        self.traces.shutdown(timeout)
         self.pipeline.shutdown(timeout)
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from telemetry.exporters.otlp.config import OtlpConfig as OtlpExporterConfig
 from telemetry.exporters.prometheus.config import PrometheusConfig
+from telemetry.exporters.zipkin.config import ZipkinConfig as ZipkinExporterConfig
 from telemetry.receivers.als.config import AlsConfig
 from telemetry.receivers.filelog.config import FileLogConfig
+from telemetry.receivers.otlp.config import OtlpConfig as OtlpReceiverConfig
+from telemetry.receivers.zipkin.config import ZipkinConfig as ZipkinReceiverConfig
 
 
 @dataclass
@@ -28,11 +32,24 @@ class PipelineConfig:
 class ReceiversConfig:
     filelog: FileLogConfig = field(default_factory=FileLogConfig)
     als: AlsConfig = field(default_factory=AlsConfig)
+    otlp: OtlpReceiverConfig = field(default_factory=OtlpReceiverConfig)
+    zipkin: ZipkinReceiverConfig = field(default_factory=ZipkinReceiverConfig)
+
+
+@dataclass
+class CorrelationConfig:
+    """Trace ids for access-log Records from proxy spans' x-request-id, and recent traces per edge."""
+
+    max_request_ids: int = 100_000
+    recent_traces_per_edge: int = 10
+    max_edges: int = 10_000
 
 
 @dataclass
 class ExportersConfig:
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    otlp: OtlpExporterConfig = field(default_factory=OtlpExporterConfig)  # to Jaeger, or any OTLP backend
+    zipkin: ZipkinExporterConfig = field(default_factory=ZipkinExporterConfig)
 
 
 @dataclass
@@ -40,3 +57,4 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     receivers: ReceiversConfig = field(default_factory=ReceiversConfig)
     exporters: ExportersConfig = field(default_factory=ExportersConfig)
+    correlation: CorrelationConfig = field(default_factory=CorrelationConfig)

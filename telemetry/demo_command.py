@@ -54,9 +54,21 @@ def run_demo(args: argparse.Namespace) -> int:
     mesh: list[SimulatedMesh] = []
 
     def started() -> None:
-        als = next((receiver for name, receiver in collector.receivers if name == "als"), None)
-        als_endpoint = f"127.0.0.1:{als.port}" if als is not None else None  # type: ignore[attr-defined]
-        simulated = SimulatedMesh(DemoConfig(rate=args.rate), log_dir, als_endpoint=als_endpoint)
+        # The simulated proxies and applications send to whichever receivers run, on their real ports.
+        als = collector.receiver("als")
+        otlp = collector.receiver("otlp")
+        zipkin = collector.receiver("zipkin")
+        simulated = SimulatedMesh(
+            DemoConfig(rate=args.rate),
+            log_dir,
+            als_endpoint=f"127.0.0.1:{als.port}" if als is not None else None,  # type: ignore[attr-defined]
+            zipkin_endpoint=f"127.0.0.1:{zipkin.port}" if zipkin is not None else None,  # type: ignore[attr-defined]
+            otlp_endpoint=(
+                f"127.0.0.1:{otlp.http_port}"  # type: ignore[attr-defined]
+                if otlp is not None and otlp.http is not None  # type: ignore[attr-defined]
+                else None
+            ),
+        )
         simulated.start()
         mesh.append(simulated)
         print("meshscope demo running (Ctrl-C to stop):", flush=True)

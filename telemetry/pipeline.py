@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from telemetry.model import Record
@@ -49,6 +49,7 @@ class Pipeline:
         queue_size: int = 100_000,
         batch_size: int = 8192,
         batch_timeout: float = 0.2,
+        process: Callable[[list[Record]], list[Record]] | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be positive")
@@ -57,6 +58,8 @@ class Pipeline:
         self._capacity = queue_size
         self._batch_size = batch_size
         self._batch_timeout = batch_timeout
+        # One step on each batch before the fan-out (as a collector's processor), e.g. filling trace ids.
+        self._process = process
         self._queue: deque[Sequence[Record]] = deque()
         self._queued = 0
         self._in_flight = 0
@@ -119,6 +122,12 @@ class Pipeline:
 
     def _run(self) -> None:
         while (batch := self._take()) is not None:
+            taken = len(batch)
+            if self._process is not None:
+                try:
+                    batch = self._process(batch)
+                except Exception:
+                    log.exception("the pipeline's processor failed; the batch goes on unprocessed")
             for name, sink in self._sinks:
                 try:
                     sink.consume(batch)
@@ -126,7 +135,7 @@ class Pipeline:
                     log.exception("sink %s failed on a batch of %d records", name, len(batch))
                     self._stats.drop(f"sink:{name}", "sink_error", len(batch))
             with self._cond:
-                self._in_flight -= len(batch)
+                self._in_flight -= taken
                 self._cond.notify_all()
 
     def _drain(self, timeout: float) -> bool:

@@ -98,7 +98,7 @@ class SelfStatsCollector(Collector):
         yield family
         family = CounterMetricFamily(
             "meshscope_export_failures",
-            "Failed export attempts, by exporter and reason (give-ups are reason=\"gave_up\").",
+            'Failed export attempts, by exporter and reason (give-ups are reason="gave_up").',
             labels=["exporter", "reason"],
         )
         for labels, value in sorted(failures.items()):

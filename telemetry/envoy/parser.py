@@ -91,9 +91,7 @@ def _text_regex(tokens: Sequence[str | Operator], lenient: bool, capture: frozen
 
 def _compile_text(fmt: str, capture: frozenset[str]) -> Extractor:
     tokens = tokenize(fmt)
-    fields = [
-        field for token in tokens if isinstance(token, Operator) and (field := field_of(token)) in capture
-    ]
+    fields = [field for token in tokens if isinstance(token, Operator) and (field := field_of(token)) in capture]
     if not fields:
         raise ValueError(f"format {fmt!r} has no command operator meshscope can use")
     strict = _text_regex(tokens, lenient=False, capture=capture)

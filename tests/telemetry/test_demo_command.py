@@ -10,6 +10,14 @@ from pathlib import Path
 
 from realparts import free_port, http_get, wait_for
 
+# Every receiver on a free port, so tests never collide with a running collector or each other.
+EPHEMERAL_RECEIVERS = {
+    "MESHSCOPE_RECEIVERS__ALS__ENDPOINT": "127.0.0.1:0",
+    "MESHSCOPE_RECEIVERS__OTLP__GRPC__ENDPOINT": "127.0.0.1:0",
+    "MESHSCOPE_RECEIVERS__OTLP__HTTP__ENDPOINT": "127.0.0.1:0",
+    "MESHSCOPE_RECEIVERS__ZIPKIN__ENDPOINT": "127.0.0.1:0",
+}
+
 
 def _sample_total(text: str, metric: str, *labels: str) -> float:
     total = 0.0
@@ -21,8 +29,7 @@ def _sample_total(text: str, metric: str, *labels: str) -> float:
 
 def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "MESHSCOPE_EXPORTERS__PROMETHEUS__ENDPOINT": f"127.0.0.1:{port}",
-           "MESHSCOPE_RECEIVERS__ALS__ENDPOINT": "127.0.0.1:0"}  # fmt: skip
+    env = {**os.environ, **EPHEMERAL_RECEIVERS, "MESHSCOPE_EXPORTERS__PROMETHEUS__ENDPOINT": f"127.0.0.1:{port}"}
     process = subprocess.Popen(
         [sys.executable, "-m", "telemetry.cli", "demo", "--duration", "12", "--rate", "60", "--no-browser",
          "--log-dir", str(tmp_path)],
@@ -34,6 +41,7 @@ def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tm
             text = http_get(f"http://127.0.0.1:{port}/metrics").decode()
             ready = (
                 'receiver="als"' in text
+                and 'receiver="zipkin"' in text
                 and _sample_total(
                     text, "istio_requests_total", 'destination_service_name="ratings"', 'response_code="503"'
                 )
@@ -77,8 +85,12 @@ def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tm
 def test_run_without_a_config_starts_every_receiver(tmp_path: Path) -> None:
     port = free_port()
     als_port = free_port()
-    env = {**os.environ, "MESHSCOPE_EXPORTERS__PROMETHEUS__ENDPOINT": f"127.0.0.1:{port}",
-           "MESHSCOPE_RECEIVERS__ALS__ENDPOINT": f"127.0.0.1:{als_port}"}  # fmt: skip
+    env = {
+        **os.environ,
+        **EPHEMERAL_RECEIVERS,
+        "MESHSCOPE_EXPORTERS__PROMETHEUS__ENDPOINT": f"127.0.0.1:{port}",
+        "MESHSCOPE_RECEIVERS__ALS__ENDPOINT": f"127.0.0.1:{als_port}",
+    }
     process = subprocess.Popen([sys.executable, "-m", "telemetry.cli", "run"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, env=env, text=True)  # fmt: skip
     try:
@@ -89,6 +101,10 @@ def test_run_without_a_config_starts_every_receiver(tmp_path: Path) -> None:
     assert process.returncode == 0, output
     assert f"grpc://127.0.0.1:{als_port}" in output
     assert "/var/log/pods/*/istio-proxy/*.log" in output
+    assert re.search(r"OTLP gRPC +127\.0\.0\.1:\d+", output) and re.search(
+        r"OTLP HTTP +http://127\.0\.0\.1:\d+/v1/traces", output
+    )
+    assert re.search(r"Zipkin +http://127\.0\.0\.1:\d+/api/v2/spans", output)
 
 
 def test_run_reports_config_errors_instead_of_starting(tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ def _collector_config(tmp_path: Path, metrics_port: int) -> Path:
                 "checkpoint_file": str(tmp_path / "checkpoint.json"),
             },
             "als": {"endpoint": "127.0.0.1:0"},
+            "otlp": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}},
+            "zipkin": {"endpoint": "127.0.0.1:0"},
         },
         "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{metrics_port}"}},
     }
