@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from telemetry.exporters.prometheus.istio_metrics import IstioMetrics, RequestSeries, TcpSeries
+from telemetry.model import request_failed
 
 EdgeKey = tuple[str, str, str, str, str]  # source workload, source namespace, service, service namespace, protocol
 
@@ -22,12 +23,6 @@ class EdgeTotals:
     bytes_sent: int = 0
     bytes_received: int = 0
     duration_ms_sum: float = 0
-
-
-def is_error(response_code: int, grpc_status: str) -> bool:
-    if grpc_status:
-        return grpc_status != "0"
-    return response_code >= 500 or response_code == 0
 
 
 def _edge_of(identity: tuple[object, ...], protocol: str) -> EdgeKey:
@@ -45,7 +40,7 @@ def edges_from_metrics(metrics: IstioMetrics) -> dict[EdgeKey, EdgeTotals]:
         protocol, code, grpc_status = series.key[15], series.key[16], series.key[17]
         totals = table.setdefault(_edge_of(series.key, str(protocol)), EdgeTotals())
         totals.requests += series.count
-        if is_error(int(code), str(grpc_status)):  # type: ignore[call-overload]
+        if request_failed(str(protocol), int(code), str(grpc_status)):  # type: ignore[call-overload]
             totals.errors += series.count
         totals.bytes_sent += series.response_bytes
         totals.bytes_received += series.request_bytes
@@ -75,4 +70,4 @@ def graph_json(edges: dict[EdgeKey, EdgeTotals]) -> dict[str, object]:
     return {"nodes": sorted(nodes.values(), key=lambda node: node["id"]), "edges": out}
 
 
-__all__ = ["EdgeKey", "EdgeTotals", "RequestSeries", "TcpSeries", "edges_from_metrics", "graph_json", "is_error"]
+__all__ = ["EdgeKey", "EdgeTotals", "RequestSeries", "TcpSeries", "edges_from_metrics", "graph_json"]

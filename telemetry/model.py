@@ -58,6 +58,15 @@ RECORD_FIELDS: tuple[str, ...] = Record._fields
 IDENTITY_FIELDS = 15  # Record[:IDENTITY_FIELDS] is the peer-pair identity
 
 
+def request_failed(protocol: str, response_code: int, grpc_status: str) -> bool:
+    """Istio's and Kiali's error: an HTTP 5xx, no response at all, or a gRPC status other than OK."""
+    if protocol == "tcp":
+        return False
+    if grpc_status:
+        return grpc_status != "0"
+    return response_code >= 500 or response_code == 0
+
+
 @dataclass(frozen=True, slots=True)
 class Workload:
     """The identity of a proxy or of a peer: who reported a Record, or who was on the other end."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from telemetry.model import Record
+from telemetry.model import Record, request_failed
 
 _SOURCE = "source"
 
@@ -110,12 +110,7 @@ class TraceRef(NamedTuple):
 
 
 def is_failure(record: Record) -> bool:
-    """An HTTP 5xx, a request that got no response, or a gRPC status other than OK."""
-    if record.protocol == "tcp":
-        return False
-    if record.grpc_status:
-        return record.grpc_status != "0"
-    return record.response_code >= 500 or record.response_code == 0
+    return request_failed(record.protocol, record.response_code, record.grpc_status)
 
 
 @dataclass
