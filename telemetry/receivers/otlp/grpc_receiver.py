@@ -9,8 +9,6 @@ grpc itself handles ``grpc-encoding: gzip`` and holds the decompressed message t
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent import futures
 from typing import NoReturn
 
 import grpc
@@ -21,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from telemetry.receivers.grpcserver import GrpcServer
 from telemetry.receivers.otlp.config import OtlpGrpcConfig
 from telemetry.receivers.otlp.export import GRPC_RECEIVER, export_response
 from telemetry.selfmetrics import SelfStats
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name
 _SHUTDOWN_GRACE = 2.0
-_STOP_MARGIN = 5.0
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
@@ -67,56 +65,23 @@ class TraceService:
 
 class OtlpGrpcReceiver:
     def __init__(self, config: OtlpGrpcConfig, ingest: TraceIngest, stats: SelfStats) -> None:
-        self._config = config
-        self._service = TraceService(ingest, stats)
-        self._server: grpc.Server | None = None
-        self._executor: futures.ThreadPoolExecutor | None = None
-        self._port = 0
-        self._lock = threading.Lock()
-        self._stopped = False
+        self._server = GrpcServer(
+            "OTLP gRPC",
+            config.endpoint,
+            TraceService(ingest, stats).rpc_handler(),
+            max_concurrent_rpcs=config.max_concurrent_requests,
+            max_message_bytes=config.max_body_bytes,
+            shutdown_grace=_SHUTDOWN_GRACE,
+        )
 
     @property
     def port(self) -> int:
         """The bound port (known after start(); 0 before)."""
-        return self._port
+        return self._server.port
 
     def start(self) -> None:
-        config = self._config
-        with self._lock:
-            if self._server is not None or self._stopped:
-                raise RuntimeError("OtlpGrpcReceiver.start() may be called once, before shutdown()")
-            executor = futures.ThreadPoolExecutor(
-                max_workers=config.max_concurrent_requests, thread_name_prefix="meshscope-otlp-grpc"
-            )
-            server = grpc.server(
-                executor,
-                maximum_concurrent_rpcs=config.max_concurrent_requests,
-                options=[
-                    ("grpc.max_receive_message_length", config.max_body_bytes),
-                    ("grpc.so_reuseport", 0),
-                ],
-            )
-            server.add_generic_rpc_handlers((self._service.rpc_handler(),))
-            try:
-                port = server.add_insecure_port(config.endpoint)
-                failure = ""
-            except RuntimeError as error:
-                port, failure = 0, f": {error}"
-            if not port:
-                executor.shutdown(wait=False)
-                raise OSError(f"OTLP gRPC receiver cannot listen on {config.endpoint}{failure}")
-            server.start()
-            self._server, self._executor, self._port = server, executor, port
+        self._server.start()
 
     def shutdown(self) -> None:
         """Stop accepting, give requests in flight a short grace period. Idempotent."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            server, executor = self._server, self._executor
-        if server is None or executor is None:
-            return
-        if not server.stop(_SHUTDOWN_GRACE).wait(_SHUTDOWN_GRACE + _STOP_MARGIN):
-            log.warning("OTLP gRPC server did not stop within %.1f s of its grace period", _STOP_MARGIN)
-        executor.shutdown(wait=False)
+        self._server.shutdown()
