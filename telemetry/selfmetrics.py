@@ -23,28 +23,24 @@ class SelfStats:
         self.export_failures: dict[tuple[str, str], int] = {}
         self._queue_depths: dict[str, Callable[[], int]] = {}
 
-    def received(self, receiver: str, count: int) -> None:
+    def _add(self, counts: dict, key: object, count: int) -> None:  # type: ignore[type-arg]
         with self._lock:
-            self.records_received[receiver] = self.records_received.get(receiver, 0) + count
+            counts[key] = counts.get(key, 0) + count
+
+    def received(self, receiver: str, count: int) -> None:
+        self._add(self.records_received, receiver, count)
 
     def parse_error(self, receiver: str, reason: str, count: int = 1) -> None:
-        key = (receiver, reason)
-        with self._lock:
-            self.parse_errors[key] = self.parse_errors.get(key, 0) + count
+        self._add(self.parse_errors, (receiver, reason), count)
 
     def drop(self, stage: str, reason: str, count: int = 1) -> None:
-        key = (stage, reason)
-        with self._lock:
-            self.dropped[key] = self.dropped.get(key, 0) + count
+        self._add(self.dropped, (stage, reason), count)
 
     def export_done(self, exporter: str, count: int) -> None:
-        with self._lock:
-            self.exported[exporter] = self.exported.get(exporter, 0) + count
+        self._add(self.exported, exporter, count)
 
     def export_failure(self, exporter: str, reason: str, count: int = 1) -> None:
-        key = (exporter, reason)
-        with self._lock:
-            self.export_failures[key] = self.export_failures.get(key, 0) + count
+        self._add(self.export_failures, (exporter, reason), count)
 
     def watch_queue(self, stage: str, depth: Callable[[], int]) -> None:
         self._queue_depths[stage] = depth
@@ -67,43 +63,23 @@ class SelfStatsCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         stats = self._stats
         with stats._lock:
-            received = dict(stats.records_received)
-            errors = dict(stats.parse_errors)
-            dropped = dict(stats.dropped)
-            exported = dict(stats.exported)
-            failures = dict(stats.export_failures)
-        family = CounterMetricFamily(
-            "meshscope_records_received", "Records accepted from each receiver.", labels=["receiver"]
-        )
-        for receiver, value in sorted(received.items()):
-            family.add_metric([receiver], value)
-        yield family
-        family = CounterMetricFamily(
-            "meshscope_parse_errors",
-            "Input that could not be turned into a record, by receiver and reason.",
-            labels=["receiver", "reason"],
-        )
-        for labels, value in sorted(errors.items()):
-            family.add_metric(list(labels), value)
-        yield family
-        family = CounterMetricFamily(
-            "meshscope_dropped", "Records or series dropped, by pipeline stage and reason.", labels=["stage", "reason"]
-        )
-        for labels, value in sorted(dropped.items()):
-            family.add_metric(list(labels), value)
-        yield family
-        family = CounterMetricFamily("meshscope_exported", "Items delivered by each exporter.", labels=["exporter"])
-        for exporter, value in sorted(exported.items()):
-            family.add_metric([exporter], value)
-        yield family
-        family = CounterMetricFamily(
-            "meshscope_export_failures",
-            'Failed export attempts, by exporter and reason (give-ups are reason="gave_up").',
-            labels=["exporter", "reason"],
-        )
-        for labels, value in sorted(failures.items()):
-            family.add_metric(list(labels), value)
-        yield family
+            counters = [
+                ("meshscope_records_received", "Records accepted from each receiver.", ["receiver"],
+                 dict(stats.records_received)),
+                ("meshscope_parse_errors", "Input that could not be turned into a record, by receiver and reason.",
+                 ["receiver", "reason"], dict(stats.parse_errors)),
+                ("meshscope_dropped", "Records, spans or series dropped, by stage and reason.", ["stage", "reason"],
+                 dict(stats.dropped)),
+                ("meshscope_exported", "Items delivered by each exporter.", ["exporter"], dict(stats.exported)),
+                ("meshscope_export_failures",
+                 'Failed export attempts, by exporter and reason (give-ups are reason="gave_up").',
+                 ["exporter", "reason"], dict(stats.export_failures)),
+            ]  # fmt: skip
+        for name, documentation, labels, values in counters:
+            family = CounterMetricFamily(name, documentation, labels=labels)
+            for key, value in sorted(values.items()):
+                family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
+            yield family
         gauge = GaugeMetricFamily("meshscope_queue_depth", "Items waiting in each bounded queue.", labels=["stage"])
         for stage, depth in sorted(stats._queue_depths.items()):
             gauge.add_metric([stage], depth())
