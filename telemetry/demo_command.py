@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import webbrowser
@@ -81,5 +82,10 @@ def run_demo(args: argparse.Namespace) -> int:
         for simulated in mesh:
             simulated.shutdown()
 
-    run_until_signalled(collector, started, args.duration, stop_mesh)
+    try:
+        run_until_signalled(collector, started, args.duration, stop_mesh)
+    finally:
+        if args.log_dir is None:
+            # A folder the demo made for itself goes with it; one the user named stays.
+            shutil.rmtree(log_dir.parent, ignore_errors=True)
     return 0
