@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from telemetry.exporters.prometheus.istio_metrics import IstioMetrics, RequestSeries, TcpSeries
+from telemetry.exporters.prometheus.istio_metrics import OVERFLOW, IstioMetrics, RequestSeries, TcpSeries
 from telemetry.model import request_failed
 
 EdgeKey = tuple[str, str, str, str, str]  # source workload, source namespace, service, service namespace, protocol
@@ -40,7 +40,8 @@ def edges_from_metrics(metrics: IstioMetrics) -> dict[EdgeKey, EdgeTotals]:
         protocol, code, grpc_status = series.key[15], series.key[16], series.key[17]
         totals = table.setdefault(_edge_of(series.key, str(protocol)), EdgeTotals())
         totals.requests += series.count
-        if request_failed(str(protocol), int(code), str(grpc_status)):  # type: ignore[call-overload]
+        # The cardinality cap's overflow series has no response code to judge.
+        if code != OVERFLOW and request_failed(str(protocol), int(code), str(grpc_status)):  # type: ignore[call-overload]
             totals.errors += series.count
         totals.bytes_sent += series.response_bytes
         totals.bytes_received += series.request_bytes

@@ -62,6 +62,7 @@ ASSEMBLED_FIELDS = frozenset(EnvoyFields._fields) - {
 }
 _UNKNOWN_WORKLOAD = Workload()
 _IDENTITY_CACHE_SIZE = 4096
+_MAX_COUNTER = 2**53  # bytes or milliseconds: exact as a float sum, and far beyond any real request
 
 
 def _grpc_status(value: object) -> str:
@@ -112,17 +113,22 @@ class RecordAssembler:
             self._identities.clear()
             self._peers_version = peers.version
             self._reporter = reporter
-        key = (
-            upstream_cluster,
-            requested_server_name,
-            authority,
-            upstream_host,
-            # The peer's IP, cheaply (only a cache key); a bare IP (span peer.address, %..._WITHOUT_PORT%) as is.
-            downstream_remote_address.rpartition(":")[0] or downstream_remote_address,
-            downstream_peer_uri_san,
-            upstream_peer_uri_san,
-        )
-        identity = self._identities.get(key)
+        try:
+            key = (
+                upstream_cluster,
+                requested_server_name,
+                authority,
+                upstream_host,
+                # The peer's IP: cheaply for IPv4 ip:port, the common case; exactly for the rest.
+                downstream_remote_address.rpartition(":")[0]
+                if downstream_remote_address.count(":") == 1
+                else address_ip(downstream_remote_address),
+                downstream_peer_uri_san,
+                upstream_peer_uri_san,
+            )
+            identity = self._identities.get(key)
+        except (AttributeError, TypeError):  # a JSON value of the wrong type where an address goes
+            raise ParseError("bad_field_type", "an address or name field is not a string") from None
         if identity is None:
             identity = self._identity(fields, reporter)
             if len(self._identities) >= _IDENTITY_CACHE_SIZE:
@@ -140,39 +146,47 @@ class RecordAssembler:
             protocol = "grpc"
         else:
             protocol = "tcp" if not method and not protocol else "http"
-        if traceparent and not (trace_id and span_id):
-            trace_id, span_id = _from_traceparent(traceparent, trace_id, span_id)
         try:
-            return _new(
-                Record,
-                identity
-                + (
-                    protocol,
-                    int(response_code) if response_code else 0,
-                    grpc_status,
-                    response_flags or NO_FLAGS,
-                    int(duration) if duration else 0,
-                    int(bytes_received) if bytes_received else 0,
-                    int(bytes_sent) if bytes_sent else 0,
-                    method,
-                    authority,
-                    path,
-                    downstream_remote_address,
-                    upstream_host,
-                    upstream_cluster,
-                    trace_id,
-                    span_id,
-                    request_id,
-                    start_time,
-                    user_agent,
-                    route_name,
-                ),
-            )
-        except (TypeError, ValueError):
+            if traceparent and not (trace_id and span_id):
+                trace_id, span_id = _from_traceparent(traceparent, trace_id, span_id)
+            code = int(response_code) if response_code else 0
+            duration_ms = int(duration) if duration else 0
+            received = int(bytes_received) if bytes_received else 0
+            sent = int(bytes_sent) if bytes_sent else 0
+        except (AttributeError, TypeError, ValueError):
             raise ParseError(
                 "bad_number",
                 f"a counter is not a number: {response_code!r} {duration!r} {bytes_received!r} {bytes_sent!r}",
             ) from None
+        # Negative or absurd counters would corrupt running totals (and overflow them into floats).
+        if not (0 <= code < 1000 and 0 <= duration_ms < _MAX_COUNTER and 0 <= received < _MAX_COUNTER
+                and 0 <= sent < _MAX_COUNTER):  # fmt: skip
+            raise ParseError("bad_number", f"a counter is out of range: {code} {duration_ms} {received} {sent}")
+        return _new(
+            Record,
+            identity
+            + (
+                protocol,
+                code,
+                grpc_status,
+                response_flags or NO_FLAGS,
+                duration_ms,
+                received,
+                sent,
+                method,
+                authority,
+                path,
+                downstream_remote_address,
+                upstream_host,
+                upstream_cluster,
+                trace_id,
+                span_id,
+                request_id,
+                start_time,
+                user_agent,
+                route_name,
+            ),
+        )
 
     def _identity(self, fields: EnvoyFields, reporter: Workload) -> tuple[str, ...]:
         peers = self._peers

@@ -100,3 +100,12 @@ def test_ingest_shows_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     assert b"ingest:" in terminal and b"B/s" in terminal, terminal
     piped = meshscope("ingest", str(ACCESSLOGS / "istio.log"))
     assert "ingest:" not in piped.stderr
+
+
+def test_edges_survive_the_series_cap_folding_into_overflow() -> None:
+    from telemetry.ingest import format_summary, ingest
+
+    result = ingest([str(ACCESSLOGS / "istio.log")], reporter=None, max_series_per_metric=3)
+    overflow = [totals for key, totals in result.edges.items() if key[0] == "overflow"]
+    assert overflow and overflow[0].requests > 0 and overflow[0].errors == 0
+    assert "overflow.overflow -> overflow.overflow" in format_summary(result)

@@ -148,3 +148,49 @@ def test_the_peer_table_is_bounded_and_forgets_the_oldest_learned_first() -> Non
         peers.learn(f"10.0.0.{index}", Workload(f"w{index}"))
     assert [peers.lookup(f"10.0.0.{i}") for i in range(4)] == [None, None, Workload("w2"), Workload("w3")]
     assert peers.evicted == 2 and peers.lookup("10.0.0.100") == Workload("pinned")
+
+
+@pytest.mark.parametrize(
+    ("replace", "reason"),
+    [
+        (" 0 295 24 ", " 0 " + "9" * 400 + " 24 "),  # would overflow the running totals
+        (" 200 - via_upstream", " ٢٠٠ - via_upstream"),  # Unicode digits are not Envoy's
+    ],
+)
+def test_counters_out_of_range_or_not_ascii_are_rejected(replace: tuple[str, str], reason: str) -> None:
+    with pytest.raises(ParseError):
+        parse(OUTBOUND.replace(*replace) if isinstance(replace, tuple) else OUTBOUND.replace(replace, reason))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("duration", "-100000", "bad_number"),
+        ("bytes_sent", 10**30, "bad_field_type"),  # beyond 64 bits orjson reads a float
+        ("bytes_sent", 2**60, "bad_number"),
+        ("response_code", True, "bad_field_type"),
+        ("response_code", 200.7, "bad_field_type"),
+        ("upstream_cluster", {"a": 1}, "bad_field_type"),
+        ("authority", ["a"], "bad_field_type"),
+        ("method", {"a": 1}, "bad_field_type"),
+        ("downstream_remote_address", 7, "bad_field_type"),
+    ],
+)
+def test_json_values_of_the_wrong_kind_are_parse_errors(field: str, value: object, reason: str) -> None:
+    import json
+
+    entry = {"method": "GET", "response_code": 200, "upstream_cluster": "outbound|80||a.b.svc.cluster.local",
+             "downstream_remote_address": "10.0.0.1:5000", field: value}  # fmt: skip
+    with pytest.raises(ParseError) as caught:
+        parse(json.dumps(entry))
+    assert caught.value.reason == reason
+
+
+def test_bare_ipv6_callers_are_told_apart() -> None:
+    peers = PeerTable()
+    peers.pin("fd00:10:244::5", Workload("productpage-v1", "default"))
+    peers.pin("fd00:10:244::9", Workload("reviews-v2", "default"))
+    fmt = "%UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %RESPONSE_CODE%"
+    parser = make_parser(fmt, Workload("ratings-v1", "default"), peers)
+    callers = [parser.parse(f"inbound|9080|| {ip} 200").source_workload for ip in ("fd00:10:244::5", "fd00:10:244::9")]
+    assert callers == ["productpage-v1", "reviews-v2"]

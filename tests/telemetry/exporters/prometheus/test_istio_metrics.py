@@ -69,3 +69,13 @@ def test_series_beyond_the_cap_fold_into_overflow_and_are_counted() -> None:
     assert sample(text, "istio_requests_total", source_workload="w1") == 1
     assert sample(text, "istio_requests_total", source_workload="overflow", reporter="source") == 8
     assert sample(text, "meshscope_metric_series_overflow_total", metric="istio_requests_total") == 8
+
+
+def test_a_value_on_a_bucket_bound_counts_in_that_bucket() -> None:
+    metrics = IstioMetrics()
+    metrics.consume([Record(duration_ms=10, bytes_sent=100)])
+    text = exposition(metrics)
+    assert sample(text, "istio_request_duration_milliseconds_bucket", le="5") == 0
+    assert sample(text, "istio_request_duration_milliseconds_bucket", le="10") == 1
+    assert sample(text, "istio_response_bytes_bucket", le="10") == 0
+    assert sample(text, "istio_response_bytes_bucket", le="100") == 1
