@@ -76,18 +76,23 @@ class TraceIngest:
         self._span_sinks = list(span_sinks)
 
     def accept(self, resource_spans: Sequence[ResourceSpans], receiver: str) -> Normalised:
-        """Route one request's spans; returns what was made of them (rejections for partial success)."""
+        """Route one request's spans; returns what was made of them (rejections for partial success).
+
+        Admission comes first: when the pipeline refuses the request's Records the sender is told to
+        retry, so nothing of this request may have gone to the exporters or span sinks yet (a retry
+        would deliver it twice).
+        """
+        result = self._normalise(resource_spans)
+        if result.rejected:
+            self._stats.parse_error(receiver, "bad_span", result.rejected)
+        if result.records and not self._pipeline.submit(result.records, receiver, wait=0.5):
+            result.refused = True
+            return result
         for name, exporter in self._exporters:
             try:
                 exporter.consume(resource_spans)
             except Exception:
                 log.exception("trace exporter %s failed to enqueue", name)
-        result = self._normalise(resource_spans)
-        if result.rejected:
-            self._stats.parse_error(receiver, "bad_span", result.rejected)
-        if result.records:
-            # Receivers answer a request now, so they do not wait for room: a refusal is counted.
-            result.refused = not self._pipeline.submit(result.records, receiver, wait=0.5)
         for name, sink in self._span_sinks:
             try:
                 sink.consume(result.spans)
