@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -56,6 +57,9 @@ class Collector:
             batch_timeout=config.pipeline.batch_timeout,
             process=request_index.fill_trace_ids,
         )
+        self.stats.watch_drops("peers", "evicted", lambda: self.peers.evicted)
+        self.stats.watch_drops("trace_ids", "evicted", lambda: request_index.evicted)
+        self.stats.watch_drops("recent_traces", "edge_limit", lambda: self.recent_traces.dropped)
         self.traces = TraceIngest(
             self.pipeline,
             self.stats,
@@ -119,8 +123,10 @@ class Collector:
                 receiver.shutdown()
             except Exception:
                 log.exception("receiver %s failed to shut down", name)
-        self.traces.shutdown(timeout)
-        self.pipeline.shutdown(timeout)
+        deadline = time.monotonic() + timeout
+        # Spans first: their Records still flow into the pipeline until the trace side has stopped.
+        self.traces.shutdown(timeout / 2)
+        self.pipeline.shutdown(max(1.0, deadline - time.monotonic()))
 
 
 def run_until_signalled(

@@ -44,6 +44,9 @@ class CorrelationConfig:
     recent_traces_per_edge: int = 10
     max_edges: int = 10_000
 
+    def validate(self) -> list[str]:
+        return [f"{name}: must be at least 1" for name, value in vars(self).items() if value < 1]
+
 
 @dataclass
 class ExportersConfig:

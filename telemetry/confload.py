@@ -9,6 +9,7 @@ them all. ``MESHSCOPE_A__B__C=value`` overrides the key ``a.b.c`` (the value rea
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -52,11 +53,22 @@ def load_mapping(cls: type[T], data: Any, environ: Mapping[str, str] | None = No
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"(top level): expected a mapping, got {_type_name(data)}"])
-    apply_env(data, os.environ if environ is None else environ)
-    return load(cls, data)
+    sources = apply_env(data, os.environ if environ is None else environ)
+    try:
+        return load(cls, data)
+    except ConfigError as error:
+        # Name the variable an overridden key came from: the file may not even mention it.
+        raise ConfigError(
+            [
+                f"{message} (from {sources[key]})" if (key := message.partition(":")[0]) in sources else message
+                for message in error.errors
+            ]
+        ) from None
 
 
-def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply MESHSCOPE_* overrides to ``data``; returns each overridden key path's variable name."""
+    sources: dict[str, str] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or len(name) == len(ENV_PREFIX):
             continue
@@ -71,6 +83,8 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             node[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             node[keys[-1]] = raw
+        sources[".".join(keys)] = name
+    return sources
 
 
 def _type_name(value: Any) -> str:
@@ -133,6 +147,8 @@ def _convert(tp: Any, value: Any, path: str, errors: list[str]) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             errors.append(f"{where}: expected a number, got {_type_name(value)}")
             return value
+        if not math.isfinite(value):
+            errors.append(f"{where}: expected a finite number, got {value}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -65,6 +65,7 @@ class Pipeline:
         self._in_flight = 0
         self._cond = threading.Condition()
         self._closed = False
+        self._abandoned = False  # shutdown ran out of time: what is still queued is counted, not delivered
         self._worker = threading.Thread(target=self._run, name="meshscope-pipeline", daemon=True)
         self._shutdown_lock = threading.Lock()
         self._finished = False
@@ -102,8 +103,8 @@ class Pipeline:
     def _take(self) -> list[Record] | None:
         """Wait for records and return up to a batch's worth; None once closed and drained."""
         with self._cond:
-            while not self._queue:
-                if self._closed:
+            while not self._queue or self._abandoned:
+                if self._closed or self._abandoned:
                     return None
                 self._cond.wait()
             deadline = time.monotonic() + self._batch_timeout
@@ -172,8 +173,13 @@ class Pipeline:
         if self._worker.is_alive():
             self._worker.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
+            # The worker takes nothing more once abandoned, so what is counted here is never delivered.
+            self._abandoned = True
+            self._cond.notify_all()
             if self._queued:
                 self._stats.drop("pipeline", "shutdown_timeout", self._queued)
+                self._queue.clear()
+                self._queued = 0
         for name, sink in self._sinks:
             try:
                 sink.flush(max(0.0, deadline - time.monotonic()))

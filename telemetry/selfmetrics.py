@@ -22,6 +22,7 @@ class SelfStats:
         self.exported: dict[str, int] = {}
         self.export_failures: dict[tuple[str, str], int] = {}
         self._queue_depths: dict[str, Callable[[], int]] = {}
+        self._drop_counts: dict[tuple[str, str], Callable[[], int]] = {}
 
     def _add(self, counts: dict, key: object, count: int) -> None:  # type: ignore[type-arg]
         with self._lock:
@@ -42,6 +43,10 @@ class SelfStats:
     def export_failure(self, exporter: str, reason: str, count: int = 1) -> None:
         self._add(self.export_failures, (exporter, reason), count)
 
+    def watch_drops(self, stage: str, reason: str, count: Callable[[], int]) -> None:
+        """A component that counts its own evictions: read at scrape time into meshscope_dropped_total."""
+        self._drop_counts[(stage, reason)] = count
+
     def watch_queue(self, stage: str, depth: Callable[[], int]) -> None:
         self._queue_depths[stage] = depth
 
@@ -50,10 +55,12 @@ class SelfStats:
         return depth() if depth else 0
 
     def total_parse_errors(self) -> int:
-        return sum(self.parse_errors.values())
+        with self._lock:
+            return sum(self.parse_errors.values())
 
     def total_dropped(self) -> int:
-        return sum(self.dropped.values())
+        with self._lock:
+            return sum(self.dropped.values())
 
 
 class SelfStatsCollector(Collector):
@@ -68,8 +75,8 @@ class SelfStatsCollector(Collector):
                  dict(stats.records_received)),
                 ("meshscope_parse_errors", "Input that could not be turned into a record, by receiver and reason.",
                  ["receiver", "reason"], dict(stats.parse_errors)),
-                ("meshscope_dropped", "Records, spans or series dropped, by stage and reason.", ["stage", "reason"],
-                 dict(stats.dropped)),
+                ("meshscope_dropped", "Records, spans, series or cache entries dropped, by stage and reason.",
+                 ["stage", "reason"], {**dict(stats.dropped), **{key: count() for key, count in stats._drop_counts.items()}}),
                 ("meshscope_exported", "Items delivered by each exporter.", ["exporter"], dict(stats.exported)),
                 ("meshscope_export_failures",
                  'Failed export attempts, by exporter and reason (give-ups are reason="gave_up").',

@@ -10,6 +10,7 @@ Spans for the service graph's client/server pairing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -101,6 +102,8 @@ class TraceIngest:
         return result
 
     def shutdown(self, timeout: float = 10.0) -> None:
+        """Flush and stop every exporter and span sink within one shared ``timeout``."""
+        deadline = time.monotonic() + timeout
         for _, sink in [*self._span_sinks, *self._exporters]:
-            sink.flush(timeout)
+            sink.flush(max(0.0, deadline - time.monotonic()))
             sink.shutdown()

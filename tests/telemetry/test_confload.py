@@ -88,3 +88,24 @@ def test_check_config_command_prints_ok_or_each_error(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert "pipeline.batch_size: expected an integer, got string" in failed.stderr
     assert "receiver: unknown key" in failed.stderr
+
+
+def test_values_run_would_refuse_are_refused_by_check_config_too() -> None:
+    errors = errors_of(
+        {
+            "correlation": {"max_request_ids": 0},
+            "receivers": {"filelog": {"poll_interval": float("inf")}},
+            "pipeline": {"batch_timeout": float("nan")},
+        }
+    )
+    assert "correlation.max_request_ids: must be at least 1" in errors
+    assert "receivers.filelog.poll_interval: expected a finite number, got inf" in errors
+    assert "pipeline.batch_timeout: expected a finite number, got nan" in errors
+    [format_error] = errors_of({"receivers": {"filelog": {"format": "%BOGUS% no operators"}}})
+    assert format_error.startswith("receivers.filelog.format: format '%BOGUS% no operators' has no command operator")
+
+
+def test_an_error_in_an_environment_override_names_the_variable() -> None:
+    assert errors_of({}, {"MESHSCOPE_DEBUG": "1"}) == [
+        "debug: unknown key (known keys here: correlation, exporters, pipeline, receivers) (from MESHSCOPE_DEBUG)"
+    ]

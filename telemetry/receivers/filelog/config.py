@@ -57,4 +57,11 @@ class FileLogConfig:
             errors.append("checkpoint_interval: must be positive")
         if self.enabled and not self.include:
             errors.append("include: needs at least one glob pattern")
+        if self.format != "auto":
+            from telemetry.envoy.parser import compile_format  # the parser imports this package's peers
+
+            try:
+                compile_format(self.format)
+            except ValueError as error:
+                errors.append(f"format: {error}")
         return errors
