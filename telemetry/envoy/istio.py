@@ -81,7 +81,12 @@ def _host(authority: str) -> str:
 def _service_from_authority(authority: str, default_namespace: str) -> tuple[str, str, str]:
     host = _host(authority)
     name, namespace = service_of_host(host)
-    return host, name, namespace or default_namespace
+    namespace = namespace or default_namespace
+    if "." not in host and namespace != UNKNOWN and not host.startswith("["):
+        # A short name ("reviews:9080") is the service in the caller's namespace, as Kubernetes DNS
+        # resolves it: name it as the client side's cluster names do.
+        host = f"{host}.{namespace}.svc.cluster.local"
+    return host, name, namespace
 
 
 class RecordAssembler:

@@ -194,3 +194,16 @@ def test_bare_ipv6_callers_are_told_apart() -> None:
     parser = make_parser(fmt, Workload("ratings-v1", "default"), peers)
     callers = [parser.parse(f"inbound|9080|| {ip} 200").source_workload for ip in ("fd00:10:244::5", "fd00:10:244::9")]
     assert callers == ["productpage-v1", "reviews-v2"]
+
+
+def test_a_server_side_entry_without_sni_names_the_service_as_the_client_side_does() -> None:
+    inbound = (
+        '[2024-05-04T17:22:59.047Z] "GET /reviews/0 HTTP/1.1" 200 - via_upstream - "-" 0 295 20 19 "-" "ua" "id" '
+        '"reviews:9080" "10.244.0.12:9080" inbound|9080|| 127.0.0.6:1 10.244.0.12:9080 10.244.0.9:43210 - default'
+    )
+    record = parse(inbound, reporter=Workload("reviews-v2", "default", "reviews", "v2"))
+    assert (record.destination_service, record.destination_service_name) == (
+        "reviews.default.svc.cluster.local",
+        "reviews",
+    )
+    assert record.connection_security_policy == "none"
