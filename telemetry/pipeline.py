@@ -74,6 +74,25 @@ class Pipeline:
     def start(self) -> None:
         self._worker.start()
 
+    def _no_room(self, count: int) -> bool:
+        # A batch larger than the whole queue is still accepted into an empty queue.
+        return not self._closed and bool(self._queued) and self._queued + count > self._capacity
+
+    def wait_for_room(self, count: int, timeout: float) -> bool:
+        """Whether ``count`` records would be accepted now, waiting up to ``timeout``; counts nothing.
+
+        For a receiver that can wait but must also notice its own shutdown: it waits in slices here and
+        submits once there is room.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._no_room(count):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
     def submit(self, records: Sequence[Record], receiver: str, wait: float | None = 0.0) -> bool:
         """Queue one batch. ``wait`` is how long to wait for room: 0 refuses at once, None waits forever.
 
@@ -84,13 +103,12 @@ class Pipeline:
             return True
         deadline = None if wait is None else time.monotonic() + wait
         with self._cond:
-            # A batch larger than the whole queue is still accepted into an empty queue.
-            while not self._closed and self._queued and self._queued + count > self._capacity:
+            while self._no_room(count):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            if self._closed or (self._queued and self._queued + count > self._capacity):
+            if self._closed or self._no_room(count):
                 reason = "shutdown" if self._closed else "queue_full"
                 self._stats.drop("pipeline", reason, count)
                 return False

@@ -3,7 +3,9 @@
 A file is known by its device and inode *and* a fingerprint of its first bytes: an inode is reused
 after a file is deleted, and a file can be replaced in place, so neither alone says "the same file".
 The path is kept too: a device number can change across reboots, and then path + fingerprint still find
-the file.
+the file. A mark with ``gone`` set is a file that had left its watched path (rotated away) before it was
+read to its end; its path is where it was last seen, so it is found again by device + inode (never by
+path: another file lives there now).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class FileMark:
     fingerprint: str  # of the first fingerprint_size bytes
     fingerprint_size: int
     offset: int  # every byte before this has been handed to the pipeline (or was unusable)
+    gone: bool = False  # rotated away from ``path`` and not yet read to its end
 
 
 def find_mark(
@@ -43,7 +46,7 @@ def find_mark(
 ) -> FileMark | None:
     """The mark of this file, if its first bytes still are what they were when the mark was taken."""
     same_inode = [m for m in marks if m.device == device and m.inode == inode]
-    same_path = [m for m in marks if m.path == path and m not in same_inode]
+    same_path = [m for m in marks if m.path == path and not m.gone and m not in same_inode]
     for mark in same_inode + same_path:
         prefix = read_prefix(mark.fingerprint_size)
         if len(prefix) == mark.fingerprint_size and fingerprint(prefix) == mark.fingerprint:
@@ -70,6 +73,7 @@ class CheckpointFile:
                     fingerprint=str(item["fingerprint"]),
                     fingerprint_size=int(item["fingerprint_size"]),
                     offset=int(item["offset"]),
+                    gone=bool(item.get("gone", False)),
                 )
                 for item in data["files"]
             ]

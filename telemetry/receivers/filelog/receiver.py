@@ -8,17 +8,37 @@ inode, so a file renamed to another watched name is not read twice.
 ``start_at`` applies to the files found by the first scan that the checkpoint does not know; a file
 that appears later (including the new file of a rotation) is read from its start, since everything in
 it was written after the receiver was already watching.
+
+A file counts as gone only when its path no longer holds it (``os.stat`` of the path: missing, or another
+inode), never merely because a scan did not list it: ``glob`` turns errors (EMFILE, EACCES) into an empty
+result. Files that were finished (read to their end after leaving their path) are remembered by device +
+inode + fingerprint with the offset reached, for a bounded time and number (evictions beyond the number
+are counted as ``dropped{stage="filelog",reason="forgotten_offsets"}``), so a file that comes back (renamed
+out of the watched folder and back in) resumes there instead of being read twice.
+
+The checkpoint keeps files that were rotated away before being read to their end, with the path they were
+last seen at. After a restart such a file is looked for by device + inode + fingerprint among every file in
+that folder (``0.log.20240504-172259``, ``a.log.1``, a name the globs match) and finished from its offset;
+when it is not there any more (deleted, compressed) its unread rest is lost and counted as one file in
+``dropped{stage="filelog",reason="rotated_unread"}`` (the unit is files: the lines were never read).
+
+Waiting for room in the pipeline is done in slices that check for shutdown, so ``shutdown`` returns within
+``SHUTDOWN_JOIN_SECONDS`` even when the pipeline stays full; a batch not accepted is not committed and is
+read again after a restart.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from fnmatch import fnmatch
 
 from telemetry.deadletter import DeadLetter
@@ -37,6 +57,13 @@ ParserFactory = Callable[[str, Workload, PeerTable], Parser]
 
 # Per file per poll, so one file with a large backlog does not starve the others.
 MAX_CHUNKS_PER_POLL = 16
+# Finished files remembered so one that comes back is not read twice: at most this many, for this long.
+REMEMBERED_MAX = 10_000
+REMEMBERED_SECONDS = 3600.0
+# How long the tailing thread waits for pipeline room before looking at the stop flag again.
+SUBMIT_WAIT_SLICE = 0.1
+# How long shutdown waits for the tailing thread.
+SHUTDOWN_JOIN_SECONDS = 10.0
 
 
 def _default_parser_factory() -> ParserFactory:
@@ -67,6 +94,8 @@ class FileLogReceiver:
         self._checkpoint = CheckpointFile(config.checkpoint_file) if config.checkpoint_file else None
         self._saved_marks: list[FileMark] | None = None  # loaded on the first scan, then forgotten
         self._files: dict[tuple[int, int], TailedFile] = {}
+        # Files not being tailed whose offset is known: (monotonic time remembered, mark), oldest first.
+        self._remembered: OrderedDict[tuple[int, int], tuple[float, FileMark]] = OrderedDict()
         self._first_scan = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,7 +112,11 @@ class FileLogReceiver:
             self._thread.start()
 
     def shutdown(self) -> None:
-        """Stop polling (the batch being read is still handed on), save the checkpoint, close files. Idempotent."""
+        """Stop polling, save the checkpoint, close files. Idempotent.
+
+        The batch being read is still handed on if the pipeline has room for it; if not, it is left for the
+        next start (the checkpoint stops before it). Returns within about ``SHUTDOWN_JOIN_SECONDS``.
+        """
         with self._lock:
             if self._shut_down:
                 return
@@ -91,7 +124,13 @@ class FileLogReceiver:
             thread = self._thread
         self._stop.set()
         if thread is not None:
-            thread.join()
+            thread.join(SHUTDOWN_JOIN_SECONDS)
+            if thread.is_alive():
+                # Offsets only advance after the pipeline accepted a batch, so the checkpoint is safe to save;
+                # the files stay open since the thread may still read them (it is a daemon thread).
+                log.warning("the file tailing thread did not stop within %.0f s", SHUTDOWN_JOIN_SECONDS)
+                self.save_checkpoint()
+                return
         self.save_checkpoint()
         for tail in self._files.values():
             tail.close()
@@ -120,12 +159,15 @@ class FileLogReceiver:
         Returns True when a file has more to read right away.
         """
         found = self._scan()
+        if self._first_scan:
+            self._resume_rotated(found)
         for key, tail in self._files.items():
             path = found.get(key)
-            if path is None:
-                tail.gone = True
-            else:
+            if path is not None:
                 tail.path = path
+                tail.gone = False
+            elif not tail.gone and not self._still_at_path(tail):
+                tail.gone = True
         # Rotated-away files first: the old inode is finished before its successor at the path is opened.
         unfinished: set[str] = set()
         more = False
@@ -140,6 +182,11 @@ class FileLogReceiver:
         for key, path in found.items():
             if key not in self._files and path not in unfinished:
                 self._open(path)
+        if self._first_scan:
+            # Marks of files not found now still apply if they show up later (or were held back above).
+            for mark in self._marks():
+                if not mark.gone and (mark.device, mark.inode) not in self._files:
+                    self._remember(mark)
         self._first_scan = False
         self._saved_marks = None
         for tail in list(self._files.values()):
@@ -173,6 +220,18 @@ class FileLogReceiver:
                     found.setdefault((info.st_dev, info.st_ino), path)
         return found
 
+    @staticmethod
+    def _still_at_path(tail: TailedFile) -> bool:
+        """Whether the file is still at its path though the scan did not list it (a glob error, a race).
+
+        Only a path that is missing, or holds another file, says the file left; any other error says nothing.
+        """
+        try:
+            info = os.stat(tail.path)
+        except OSError as exc:
+            return exc.errno not in (errno.ENOENT, errno.ENOTDIR)
+        return (info.st_dev, info.st_ino) == tail.key
+
     def _read_gone(self, key: tuple[int, int], tail: TailedFile) -> ReadResult:
         """Read a file that left its path; close it once a poll finds nothing new (or it cannot be read)."""
         result = ReadResult(0, False, False)
@@ -195,7 +254,96 @@ class FileLogReceiver:
         if finished:
             tail.close()
             del self._files[key]
+            self._remember(tail.mark())
         return result
+
+    # -- remembered offsets of files not being tailed ------------------------------------------------
+
+    def _remember(self, mark: FileMark) -> None:
+        key = (mark.device, mark.inode)
+        self._remembered.pop(key, None)
+        self._remembered[key] = (time.monotonic(), replace(mark, gone=False))
+        self._expire_remembered()
+        evicted = 0
+        while len(self._remembered) > REMEMBERED_MAX:
+            self._remembered.popitem(last=False)
+            evicted += 1
+        if evicted:
+            # Such a file, should it come back, is read from its start again.
+            self._stats.drop(RECEIVER, "forgotten_offsets", evicted)
+
+    def _expire_remembered(self) -> None:
+        oldest = time.monotonic() - REMEMBERED_SECONDS
+        while self._remembered:
+            key, (since, _) = next(iter(self._remembered.items()))
+            if since >= oldest:
+                break
+            del self._remembered[key]
+
+    def _recall(self, path: str, fd: int, info: os.stat_result) -> int | None:
+        """The offset reached in this file when it was last tailed, if it is still the same file."""
+        self._expire_remembered()
+        entry = self._remembered.pop((info.st_dev, info.st_ino), None)
+        if entry is None:
+            return None
+        mark = find_mark([entry[1]], path, info.st_dev, info.st_ino, lambda size: os.pread(fd, size, 0))
+        if mark is None or mark.offset > info.st_size:
+            return None  # the inode was reused, or the file was rewritten shorter
+        return mark.offset
+
+    # -- rotated files the checkpoint had not finished -----------------------------------------------
+
+    def _resume_rotated(self, found: dict[tuple[int, int], str]) -> None:
+        """Reopen the files the checkpoint says were rotated away unfinished, where they are now."""
+        for mark in self._marks():
+            key = (mark.device, mark.inode)
+            if not mark.gone or key in found or key in self._files:
+                continue  # at a watched path: opened and resumed as any other file
+            if not self._reopen_rotated(mark):
+                log.warning(
+                    "%s was rotated away before it was read past offset %d and is gone: its rest is lost",
+                    mark.path,
+                    mark.offset,
+                )
+                self._stats.drop(RECEIVER, "rotated_unread")
+
+    def _reopen_rotated(self, mark: FileMark) -> bool:
+        directory = os.path.dirname(mark.path) or "."
+        try:
+            with os.scandir(directory) as entries:
+                candidates = [entry.path for entry in entries if entry.inode() == mark.inode]
+        except OSError as exc:
+            log.warning("cannot look for the rotated %s in %s: %s", mark.path, directory, exc)
+            return False
+        for candidate in candidates:
+            try:
+                fd = os.open(candidate, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                info = os.fstat(fd)
+                same = (
+                    stat.S_ISREG(info.st_mode)
+                    and (info.st_dev, info.st_ino) == (mark.device, mark.inode)
+                    and mark.offset <= info.st_size
+                    and find_mark(
+                        [mark], candidate, info.st_dev, info.st_ino, lambda size, fd=fd: os.pread(fd, size, 0)
+                    )
+                    is not None
+                )
+            except OSError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            # Kept under the path it was rotated from: its identity, and its successor there waits for it.
+            tail = self._track(mark.path, fd, info, mark.offset)
+            if tail is None:
+                return False
+            tail.gone = True
+            log.info("finishing %s (rotated from %s) from offset %d", candidate, mark.path, mark.offset)
+            return True
+        return False
 
     def _open(self, path: str) -> None:
         try:
@@ -210,6 +358,16 @@ class FileLogReceiver:
                 os.close(fd)
                 return
             offset = self._start_offset(path, fd, info)
+        except Exception:
+            os.close(fd)
+            log.exception("cannot start tailing %s", path)
+            return
+        if self._track(path, fd, info, offset) is not None:
+            log.info("tailing %s from offset %d", path, offset)
+
+    def _track(self, path: str, fd: int, info: os.stat_result, offset: int) -> TailedFile | None:
+        """Follow the open file ``fd`` from ``offset``; it is closed when that fails."""
+        try:
             parser = self._make_parser(self.config.format, reporter_identity(path, self.config.workloads), self._peers)
             tail = TailedFile(
                 path=path,
@@ -225,11 +383,14 @@ class FileLogReceiver:
         except Exception:
             os.close(fd)
             log.exception("cannot start tailing %s", path)
-            return
-        self._files[key] = tail
-        log.info("tailing %s from offset %d", path, offset)
+            return None
+        self._files[tail.key] = tail
+        return tail
 
     def _start_offset(self, path: str, fd: int, info: os.stat_result) -> int:
+        recalled = self._recall(path, fd, info)
+        if recalled is not None:
+            return recalled
         if not self._first_scan:
             return 0
         mark = find_mark(self._marks(), path, info.st_dev, info.st_ino, lambda size: os.pread(fd, size, 0))
@@ -243,14 +404,22 @@ class FileLogReceiver:
         return self._saved_marks
 
     def _submit(self, records: list[Record]) -> bool:
-        # Waits for room: tailing falls behind rather than losing lines.
-        return self._pipeline.submit(records, RECEIVER, wait=None)
+        """Hand a batch on, waiting for room: tailing falls behind rather than losing lines.
+
+        Once shutdown is asked for, a batch there is no room for is refused without being counted as dropped:
+        the caller rewinds to the committed offset, so its lines are read again after a restart.
+        """
+        count = len(records)
+        while not self._pipeline.wait_for_room(count, SUBMIT_WAIT_SLICE):
+            if self._stop.is_set():
+                return False
+        return self._pipeline.submit(records, RECEIVER, wait=None if not self._stop.is_set() else 0.0)
 
     # -- checkpoint ----------------------------------------------------------------------------------
 
     def marks(self) -> list[FileMark]:
-        """Where each file being followed stands (what the checkpoint file stores)."""
-        return [tail.mark() for tail in list(self._files.values()) if not tail.gone]
+        """Where each file being followed stands (what the checkpoint file stores), rotated-away ones included."""
+        return [tail.mark() for tail in list(self._files.values())]
 
     def save_checkpoint(self) -> None:
         if self._checkpoint is not None:

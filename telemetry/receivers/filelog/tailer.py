@@ -106,6 +106,7 @@ class TailedFile:
             fingerprint=fingerprint(self._prefix),
             fingerprint_size=len(self._prefix),
             offset=self.committed,
+            gone=self.gone,
         )
 
     def close(self) -> None:

@@ -58,3 +58,22 @@ def test_a_mark_is_found_by_path_when_the_device_number_changed() -> None:
     marks = [mark()]
     assert find_mark(marks, "/logs/a.log", 99, 2, lambda size: b"first bytes"[:size]) == marks[0]
     assert find_mark(marks, "/logs/elsewhere.log", 99, 2, lambda size: b"first bytes"[:size]) is None
+
+
+def test_a_gone_mark_round_trips_and_is_never_found_by_its_path(tmp_path: Path) -> None:
+    store = CheckpointFile(str(tmp_path / "offsets.json"))
+    gone = FileMark("/logs/a.log", 1, 2, fingerprint(b"first bytes"), len(b"first bytes"), 9, gone=True)
+    assert store.save([gone])
+    assert store.load() == [gone]
+    # Another file now lives at the path a rotated file left; only device + inode find the rotated one.
+    assert find_mark([gone], "/logs/a.log", 1, 3, lambda size: b"first bytes"[:size]) is None
+    assert find_mark([gone], "/logs/a.log.1", 1, 2, lambda size: b"first bytes"[:size]) == gone
+
+
+def test_a_checkpoint_without_the_gone_key_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "offsets.json"
+    path.write_bytes(
+        b'{"version": 1, "files": [{"path": "/a", "device": 1, "inode": 2, "fingerprint": "f",'
+        b' "fingerprint_size": 3, "offset": 4}]}'
+    )
+    assert CheckpointFile(str(path)).load() == [FileMark("/a", 1, 2, "f", 3, 4)]

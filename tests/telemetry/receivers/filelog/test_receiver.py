@@ -417,3 +417,183 @@ def test_a_parser_crash_loses_only_its_line(harness: Harness) -> None:
     receiver.shutdown()
     assert harness.request_ids() == ["good-0", "good-1"]
     assert harness.stats.parse_errors == {("filelog", "parser_error"): 1}
+
+
+# -- review fixes: transient empty scans, rotated files across restarts, bounded shutdown ------------------
+
+
+def test_a_scan_that_finds_nothing_does_not_close_files_still_at_their_path(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import glob as globmodule
+
+    harness.append("a.log", harness.istio_lines("a", 100))
+    receiver = harness.receiver()
+    receiver.poll()
+    real_glob = globmodule.glob
+    # glob.glob hides OSError (EMFILE, EACCES) by returning nothing.
+    monkeypatch.setattr(globmodule, "glob", lambda *args, **kwargs: [])
+    for _ in range(3):
+        receiver.poll()
+    harness.append("a.log", harness.istio_lines("b", 2))
+    receiver.poll()
+    monkeypatch.setattr(globmodule, "glob", real_glob)
+    receiver.poll()
+    receiver.poll()
+    assert_each_once(harness.request_ids(), [f"a-{i}" for i in range(100)] + ["b-0", "b-1"])
+
+
+def test_a_file_renamed_out_and_back_in_is_not_read_twice(harness: Harness) -> None:
+    path = harness.append("a.log", harness.istio_lines("a", 100))
+    receiver = harness.receiver()
+    receiver.poll()
+    outside = harness.root / "a.log.moved"
+    os.rename(path, outside)
+    for _ in range(3):  # gone, read to its end, closed and forgotten
+        receiver.poll()
+    os.rename(outside, path)
+    harness.append("a.log", harness.istio_lines("b", 2))
+    receiver.poll()
+    receiver.poll()
+    assert_each_once(harness.request_ids(), [f"a-{i}" for i in range(100)] + ["b-0", "b-1"])
+
+
+def test_a_reused_inode_with_other_content_is_read_from_its_start(harness: Harness) -> None:
+    path = harness.append("a.log", harness.istio_lines("a", 3))
+    receiver = harness.receiver()
+    receiver.poll()
+    outside = harness.root / "a.log.moved"
+    os.rename(path, outside)
+    for _ in range(3):
+        receiver.poll()
+    # Same inode, rewritten in place (another file's content): the remembered offset does not apply.
+    outside.write_text("".join(line + "\n" for line in harness.istio_lines("z", 2)))
+    os.rename(outside, path)
+    receiver.poll()
+    assert harness.request_ids() == ["a-0", "a-1", "a-2", "z-0", "z-1"]
+
+
+def test_remembered_offsets_are_bounded_and_evictions_counted(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telemetry.receivers.filelog import receiver as receiver_module
+
+    monkeypatch.setattr(receiver_module, "REMEMBERED_MAX", 2)
+    receiver = harness.receiver()
+    for index in range(4):
+        harness.append(f"f{index}.log", harness.istio_lines(f"f{index}", 1))
+    receiver.poll()
+    for index in range(4):
+        os.rename(harness.path(f"f{index}.log"), harness.root / f"f{index}.moved")
+    for _ in range(3):
+        receiver.poll()
+    assert harness.stats.dropped[("filelog", "forgotten_offsets")] == 2
+    # The two most recently finished are still known: moved back, they are not read again.
+    for index in range(4):
+        os.rename(harness.root / f"f{index}.moved", harness.path(f"f{index}.log"))
+    receiver.poll()
+    assert len(harness.request_ids()) == 4 + 2
+
+
+def rotate_mid_read(harness: Harness) -> tuple[FileLogReceiver, list[str]]:
+    """a.log with 40 lines, read only partly (one line per chunk), then renamed to a.log.1 out of the glob;
+    the receiver has noticed the rename but not finished the old file."""
+    lines = harness.istio_lines("old", 40)
+    harness.append("a.log", lines)
+    receiver = harness.receiver(harness.config(read_chunk_bytes=len(lines[0]) + 1))
+    receiver.poll()  # 16 lines
+    os.rename(harness.path("a.log"), harness.path("a.log.1"))
+    harness.append("a.log", harness.istio_lines("new", 3))
+    receiver.poll()  # notices the rename, reads 16 more of the old file
+    return receiver, [f"old-{i}" for i in range(40)] + [f"new-{i}" for i in range(3)]
+
+
+def test_a_rotated_file_unfinished_at_shutdown_is_finished_after_restart(harness: Harness) -> None:
+    first, expected = rotate_mid_read(harness)
+    first.shutdown()
+    assert 0 < len(harness.request_ids()) < 40  # the old file's rest is still unread
+    marks = orjson.loads((harness.root / "state" / "checkpoint.json").read_bytes())["files"]
+    assert [(Path(m["path"]).name, m["gone"]) for m in marks] == [("a.log", True)]
+    second = harness.receiver()
+    for _ in range(4):
+        while second.poll():
+            pass
+    assert harness.request_ids() == expected
+    assert ("filelog", "rotated_unread") not in harness.stats.dropped
+
+
+def test_a_rotated_file_renamed_with_a_timestamp_is_found_after_restart(harness: Harness) -> None:
+    first, expected = rotate_mid_read(harness)
+    first.shutdown()
+    os.rename(harness.path("a.log.1"), harness.path("a.log.20240504-172259"))
+    second = harness.receiver()
+    for _ in range(4):
+        while second.poll():
+            pass
+    assert_each_once(harness.request_ids(), expected)
+
+
+def test_a_rotated_file_deleted_before_restart_is_counted_as_unread(harness: Harness) -> None:
+    first, _ = rotate_mid_read(harness)
+    first.shutdown()
+    os.unlink(harness.path("a.log.1"))
+    second = harness.receiver()
+    second.poll()
+    second.poll()
+    assert harness.stats.dropped[("filelog", "rotated_unread")] == 1
+    assert harness.request_ids()[-3:] == ["new-0", "new-1", "new-2"]
+    assert len(harness.request_ids()) < 40 + 3
+
+
+class StuckSink:
+    """Never returns from consume until released: the pipeline fills up and stays full."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+
+    def consume(self, batch: Sequence[Record]) -> None:
+        self.release.wait(30)
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        self.release.set()
+
+
+def test_shutdown_returns_while_the_pipeline_is_full_and_loses_nothing(harness: Harness) -> None:
+    import threading
+    import time
+
+    from telemetry.selfmetrics import SelfStats
+
+    sink = StuckSink()
+    stuck_stats = SelfStats()
+    stuck = Pipeline([("stuck", sink)], stuck_stats, queue_size=5, batch_size=1, batch_timeout=0.001)
+    stuck.start()
+    try:
+        harness.append("a.log", harness.istio_lines("a", 50))
+        receiver = harness.receiver(harness.config(read_chunk_bytes=800), pipeline=stuck)
+        receiver.start()
+        harness.wait_until(lambda: stuck_stats.queue_depth("pipeline") >= 3, what="a full pipeline")
+        time.sleep(0.3)  # the tailing thread is now waiting for room
+        stopping = threading.Thread(target=receiver.shutdown, daemon=True)
+        stopping.start()
+        stopping.join(5.0)
+        assert not stopping.is_alive(), "shutdown blocked while the pipeline was full"
+        assert ("pipeline", "queue_full") not in stuck_stats.dropped
+        offsets = checkpoint_offsets(harness)
+    finally:
+        sink.release.set()
+        stuck.shutdown(1.0)
+    # Resumed from the checkpoint into a working pipeline: every line arrives, none twice... except
+    # those the stuck pipeline accepted, which the stuck sink held (the checkpoint is past them).
+    line_bytes = len(harness.istio_lines("a", 1)[0]) + 1
+    accepted = offsets["a.log"] // line_bytes
+    assert 0 < accepted < 50
+    resumed = harness.receiver()
+    while resumed.poll():
+        pass
+    assert harness.request_ids() == [f"a-{i}" for i in range(accepted, 50)]
