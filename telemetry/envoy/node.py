@@ -9,30 +9,17 @@ its cluster, else by its id.
 
 from __future__ import annotations
 
-import re
-
 from envoy.config.core.v3.base_pb2 import Node
 from google.protobuf.struct_pb2 import Struct
 
 from telemetry.envoy.errors import ParseError
+from telemetry.envoy.workloads import workload_from_pod, workload_named
 from telemetry.model import UNKNOWN, Workload
 
 GATEWAY_TYPE = "router"
 
-# Kubernetes draws generated name suffixes (ReplicaSet pod-template hash, pod suffix) from this
-# alphabet, which has no vowels: matching it exactly keeps names like "reviews-proxy" intact.
-_K8S_RAND = "[bcdfghjklmnpqrstvwxz2456789]"
-_REPLICASET_POD = re.compile(rf"^(.+)-{_K8S_RAND}{{6,10}}-{_K8S_RAND}{{5}}$")
-_GENERATED_POD = re.compile(rf"^(.+)-{_K8S_RAND}{{5}}$")  # DaemonSet and Job pods
-
 _APP_LABELS = ("app", "service.istio.io/canonical-name", "app.kubernetes.io/name")
 _VERSION_LABELS = ("version", "service.istio.io/canonical-revision", "app.kubernetes.io/version")
-
-
-def workload_of_pod(pod: str) -> str:
-    """``reviews-v2-7bf8c9648f-xk2zq`` -> ``reviews-v2``; a name without a generated suffix is kept."""
-    match = _REPLICASET_POD.match(pod) or _GENERATED_POD.match(pod)
-    return match.group(1) if match else pod
 
 
 def _string(struct: Struct, key: str) -> str:
@@ -87,13 +74,7 @@ def parse_node(node: Node) -> tuple[Workload, str]:
 
     pod = _string(metadata, "NAME") or id_pod
     namespace = _string(metadata, "NAMESPACE") or id_namespace or domain.partition(".")[0]
-    name = _string(metadata, "WORKLOAD_NAME")
-    if not name and pod:
-        name = workload_of_pod(pod)
-    if not name:
-        name = node.cluster or (node.id if istio is None else "")
-    if not name:
-        raise ParseError("bad_node", f"node {node.id!r} names no workload (no id, cluster or metadata NAME)")
+    workload_name = _string(metadata, "WORKLOAD_NAME")
     if not ip:
         ip = _string(metadata, "INSTANCE_IPS").partition(",")[0].strip()
 
@@ -101,12 +82,28 @@ def parse_node(node: Node) -> tuple[Workload, str]:
     service_account = _string(metadata, "SERVICE_ACCOUNT")
     if service_account and namespace:
         principal = f"spiffe://{_trust_domain(metadata, domain, namespace)}/ns/{namespace}/sa/{service_account}"
-    workload = Workload(
-        name=name,
-        namespace=namespace or UNKNOWN,
-        app=_first_label(labels, _APP_LABELS) or UNKNOWN,
-        version=_first_label(labels, _VERSION_LABELS) or UNKNOWN,
-        principal=principal,
-        gateway=kind == GATEWAY_TYPE,
-    )
+    # Explicit labels win; a Kubernetes workload without them gets app and version from its name, by
+    # the same rules as a log file's path (telemetry.envoy.workloads).
+    app = _first_label(labels, _APP_LABELS) or None
+    version = _first_label(labels, _VERSION_LABELS) or None
+    gateway = kind == GATEWAY_TYPE
+    if workload_name:
+        workload = workload_named(
+            workload_name, namespace, app=app, version=version, principal=principal, gateway=gateway
+        )
+    elif pod:
+        workload = workload_from_pod(pod, namespace, app=app, version=version, principal=principal, gateway=gateway)
+    else:
+        # A plain Envoy (no Istio): named by its cluster, else its id; nothing to derive labels from.
+        name = node.cluster or (node.id if istio is None else "")
+        if not name:
+            raise ParseError("bad_node", f"node {node.id!r} names no workload (no id, cluster or metadata NAME)")
+        workload = Workload(
+            name=name,
+            namespace=namespace or UNKNOWN,
+            app=app or UNKNOWN,
+            version=version or UNKNOWN,
+            principal=principal,
+            gateway=gateway,
+        )
     return workload, ip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from operator import itemgetter
@@ -173,7 +174,8 @@ class SpanNormaliser:
         self._request_index = request_index
         self._reader = AttributeReader(SPAN_KEYS)
         self._resource_reader = AttributeReader(RESOURCE_KEYS)
-        self._reporters: dict[tuple[str, ...], _Reporter] = {}
+        # Oldest first: a full cache drops its oldest reporter in O(1) (popitem(last=False)).
+        self._reporters: OrderedDict[tuple[str, str], _Reporter] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, resource_spans: Sequence[ResourceSpans]) -> Normalised:
@@ -250,7 +252,7 @@ class SpanNormaliser:
             node_id, values[_CANONICAL_SERVICE], values[_ISTIO_NAMESPACE], values[_CANONICAL_REVISION], service
         )
         if len(self._reporters) >= _MAX_REPORTERS:
-            del self._reporters[next(iter(self._reporters))]
+            self._reporters.popitem(last=False)
         reporter = self._reporters[key] = _Reporter(workload, RecordAssembler(self._peers))
         if ip and workload.known:
             # Spans carry no local addresses to learn from (access logs do): the node id's IP is it.
@@ -263,9 +265,12 @@ def reporter_of(
 ) -> tuple[Workload, str]:
     """The reporting proxy and its IP ("" if unknown) from a proxy span's tags and resource.
 
-    Istio's node id names the pod (hence the workload), its namespace and whether it is a gateway; the
-    ``istio.canonical_*`` tags name its app and version. Without a node id the resource's service name
-    (Envoy's service cluster) names it.
+    Istio's node id names the pod, its namespace and whether it is a gateway; ``parse_node`` turns the
+    pod into its workload, app and version by the rules every receiver shares
+    (``telemetry.envoy.workloads``), so the pod is the same Workload as its log file or ALS stream make
+    it. The ``istio.canonical_*`` tags, where present, are explicit metadata and win over the app and
+    version derived from the name. Without a node id the resource's service name (Envoy's service
+    cluster) names it.
     """
     workload, ip = Workload(), ""
     if node_id:

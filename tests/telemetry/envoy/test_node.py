@@ -7,7 +7,7 @@ from envoy.config.core.v3.base_pb2 import Node
 from google.protobuf.struct_pb2 import Struct
 
 from telemetry.envoy.errors import ParseError
-from telemetry.envoy.node import parse_node, workload_of_pod
+from telemetry.envoy.node import parse_node
 from telemetry.model import UNKNOWN, Workload
 
 SIDECAR_ID = "sidecar~10.244.0.12~reviews-v2-7bf8c9648f-xk2zq.default~default.svc.cluster.local"
@@ -26,7 +26,8 @@ def make_node(node_id: str = "", cluster: str = "", **metadata: Any) -> Node:
 def test_sidecar_id_alone_names_workload_namespace_and_ip() -> None:
     workload, ip = parse_node(make_node(SIDECAR_ID))
     assert ip == "10.244.0.12"
-    assert workload == Workload(name="reviews-v2", namespace="default")
+    # No LABELS: app and version come from the workload name, as they do from a log file's path.
+    assert workload == Workload(name="reviews-v2", namespace="default", app="reviews", version="v2")
     assert not workload.gateway
 
 
@@ -101,15 +102,25 @@ def test_parsing_does_not_add_metadata_keys_to_the_node() -> None:
     assert not node.HasField("metadata")
 
 
-@pytest.mark.parametrize(
-    ("pod", "workload"),
-    [
-        ("reviews-v2-7bf8c9648f-xk2zq", "reviews-v2"),  # Deployment (ReplicaSet hash + suffix)
-        ("fluentd-x7k2p", "fluentd"),  # DaemonSet or Job
-        ("reviews-proxy", "reviews-proxy"),  # vowels: not a generated suffix
-        ("mysql-0", "mysql-0"),  # StatefulSet pods keep their ordinal
-        ("details", "details"),
-    ],
-)
-def test_workload_of_pod_strips_generated_suffixes_only(pod: str, workload: str) -> None:
-    assert workload_of_pod(pod) == workload
+def test_statefulset_and_daemonset_pods_in_the_id_lose_their_suffixes() -> None:
+    workload, _ = parse_node(make_node("sidecar~10.244.0.20~mysql-0.db~db.svc.cluster.local"))
+    assert workload == Workload(name="mysql", namespace="db", app="mysql")
+    workload, _ = parse_node(make_node("sidecar~10.244.0.21~node-agent-x7k2p.ops~ops.svc.cluster.local"))
+    assert workload == Workload(name="node-agent", namespace="ops", app="node-agent")
+
+
+def test_labels_win_over_the_name_field_by_field() -> None:
+    workload, _ = parse_node(make_node(SIDECAR_ID, LABELS={"app": "reviews-svc"}))
+    assert (workload.app, workload.version) == ("reviews-svc", "v2")
+    workload, _ = parse_node(make_node(SIDECAR_ID, LABELS={"version": "canary"}))
+    assert (workload.app, workload.version) == ("reviews", "canary")
+
+
+def test_workload_name_metadata_without_labels_derives_app_and_version() -> None:
+    workload, _ = parse_node(make_node(SIDECAR_ID, WORKLOAD_NAME="ratings-v1"))
+    assert (workload.name, workload.app, workload.version) == ("ratings-v1", "ratings", "v1")
+
+
+def test_plain_envoy_gets_no_derived_labels() -> None:
+    workload, _ = parse_node(make_node("front-proxy-1", cluster="front-proxy-v2"))
+    assert (workload.name, workload.app, workload.version) == ("front-proxy-v2", UNKNOWN, UNKNOWN)

@@ -211,8 +211,12 @@ def test_inbound_server_spans_name_each_caller_by_its_own_node_address() -> None
             "ratings",
             "v1",
         )
-        # No SNI on a span: the service is named by the authority, in the server's namespace.
-        assert (record.destination_service, record.destination_service_name) == ("ratings", "ratings")
+        # No SNI on a span: the service is named by the authority, in the server's namespace, by its
+        # full host as the client side names it.
+        assert (record.destination_service, record.destination_service_name) == (
+            "ratings.default.svc.cluster.local",
+            "ratings",
+        )
         assert record.destination_service_namespace == "default"
         assert record.connection_security_policy == "none"
         assert record.upstream_cluster == "inbound|9080||"
@@ -370,6 +374,34 @@ def test_reporter_without_node_id_is_named_by_the_resource_service() -> None:
         True,
         "10.244.0.10",
     )
+
+
+def test_reporter_from_a_bare_node_id_derives_app_and_version_like_a_log_path() -> None:
+    workload, ip = reporter_of(REVIEWS_V2_NODE, "", "", "", "x")
+    assert (workload, ip) == (Workload("reviews-v2", "default", "reviews", "v2"), "10.244.0.14")
+    statefulset = "sidecar~10.244.0.30~mysql-0.db~db.svc.cluster.local"
+    assert reporter_of(statefulset, "", "", "", "x")[0] == Workload("mysql", "db", "mysql")
+
+
+def test_canonical_tags_win_over_the_derived_app_and_version() -> None:
+    workload, _ = reporter_of(REVIEWS_V2_NODE, "reviews-svc", "default", "2.1", "x")
+    assert workload == Workload("reviews-v2", "default", "reviews-svc", "2.1")
+    workload, _ = reporter_of(REVIEWS_V2_NODE, "", "default", "canary", "x")
+    assert (workload.app, workload.version) == ("reviews", "canary")
+
+
+def test_reporter_cache_is_bounded_and_drops_the_oldest_first(monkeypatch) -> None:
+    import telemetry.spans.normalize as normalize
+
+    monkeypatch.setattr(normalize, "_MAX_REPORTERS", 2)
+    normaliser = _normaliser()
+    for node in (PRODUCTPAGE_NODE, REVIEWS_V2_NODE, REVIEWS_V3_NODE):
+        normaliser([resource_spans([_outbound_reviews_to_ratings(node=node)])])
+    assert [node for node, _ in normaliser._reporters] == [REVIEWS_V2_NODE, REVIEWS_V3_NODE]
+    # A cached reporter keeps its place: eviction is first-in, first-out, O(1) per new reporter.
+    normaliser([resource_spans([_outbound_reviews_to_ratings(node=REVIEWS_V2_NODE)])])
+    normaliser([resource_spans([_outbound_reviews_to_ratings(node=RATINGS_NODE)])])
+    assert [node for node, _ in normaliser._reporters] == [REVIEWS_V3_NODE, RATINGS_NODE]
 
 
 def test_helpers_split_urls_and_print_start_times_like_envoy() -> None:

@@ -2,40 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from telemetry.model import Workload
 from telemetry.receivers.filelog.config import WorkloadMatch
-from telemetry.receivers.filelog.identity import (
-    app_and_version,
-    identity_from_path,
-    reporter_identity,
-    workload_of_pod,
-)
+from telemetry.receivers.filelog.identity import identity_from_path, reporter_identity
 
 UID = "4c1e2d3a-1111-2222-3333-444455556666"
-
-
-@pytest.mark.parametrize(
-    ("pod", "workload"),
-    [
-        ("reviews-v2-7bf8c9648f-xk2zq", "reviews-v2"),  # Deployment
-        ("productpage-v1-6b746f74dc-9stvs", "productpage-v1"),
-        ("db-0", "db"),  # StatefulSet
-        ("kafka-broker-12", "kafka-broker"),
-        ("node-exporter-x7k2p", "node-exporter"),  # DaemonSet
-        ("reviews-v2-xk2zq", "reviews-v2"),  # a 5-character suffix only: not a Deployment's hash
-        ("details-v1", "details-v1"),  # a bare pod
-    ],
-)
-def test_pod_names_lose_their_generated_suffixes(pod: str, workload: str) -> None:
-    assert workload_of_pod(pod) == workload
-
-
-def test_app_and_version_come_from_a_trailing_version() -> None:
-    assert app_and_version("reviews-v2") == ("reviews", "v2")
-    assert app_and_version("productpage") == ("productpage", "unknown")
-    assert app_and_version("v2") == ("v2", "unknown")
 
 
 def test_kubernetes_pod_log_path() -> None:
@@ -79,3 +50,16 @@ def test_a_configured_gateway_name_makes_a_gateway() -> None:
     workloads = [WorkloadMatch(glob="*", workload="istio-egressgateway", namespace="istio-system", app="egress")]
     identity = reporter_identity("/x.log", workloads)
     assert identity.gateway and identity.app == "egress"
+
+
+def test_statefulset_and_daemonset_pod_paths() -> None:
+    path = f"/var/log/pods/db_mysql-0_{UID}/istio-proxy/0.log"
+    assert identity_from_path(path) == Workload(name="mysql", namespace="db", app="mysql")
+    path = f"/var/log/pods/ops_node-agent-x7k2p_{UID}/istio-proxy/0.log"
+    assert identity_from_path(path) == Workload(name="node-agent", namespace="ops", app="node-agent")
+
+
+def test_app_and_version_stay_importable_for_the_cli() -> None:
+    from telemetry.receivers.filelog.identity import app_and_version
+
+    assert app_and_version("reviews-v2") == ("reviews", "v2")
