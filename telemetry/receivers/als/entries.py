@@ -141,8 +141,9 @@ def http_fields(entry: HTTPAccessLogEntry) -> EnvoyFields:
         protocol=_HTTP_VERSIONS.get(entry.protocol_version, ""),
         response_code=_response_code(entry),
         response_code_details=response.response_code_details,
-        bytes_received=str(request.request_headers_bytes + request.request_body_bytes),
-        bytes_sent=str(response.response_headers_bytes + response.response_body_bytes),
+        # Body bytes, as %BYTES_RECEIVED% / %BYTES_SENT% print them and Istio's size metrics measure.
+        bytes_received=str(request.request_body_bytes),
+        bytes_sent=str(response.response_body_bytes),
         upstream_service_time=response_headers.get("x-envoy-upstream-service-time", ""),
         x_forwarded_for=request.forwarded_for,
         user_agent=request.user_agent,

@@ -48,8 +48,8 @@ def test_http_entry_renders_like_istios_json_access_log(als: ModuleType) -> None
         response_code="200",
         response_flags="",
         response_code_details="via_upstream",
-        bytes_received="150",
-        bytes_sent="375",
+        bytes_received="30",  # body bytes, as %BYTES_RECEIVED%
+        bytes_sent="295",
         duration="25",
         upstream_service_time="21",
         x_forwarded_for="203.0.113.9",
