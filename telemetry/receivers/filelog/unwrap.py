@@ -48,7 +48,8 @@ def _split_docker(line: str) -> tuple[str, str] | None:
     if not isinstance(text, str):
         return None
     stream = entry.get("stream")
-    return (stream if isinstance(stream, str) else "stdout"), text
+    # Partial lines are held per stream: only the two real streams, so a hostile file cannot add keys.
+    return (stream if stream in _STREAMS else "stdout"), text
 
 
 def detect(line: str) -> Kind:
