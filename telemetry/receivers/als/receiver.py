@@ -7,10 +7,11 @@ from telemetry.pipeline import Pipeline
 from telemetry.receivers.als.config import AlsConfig
 from telemetry.receivers.als.service import AccessLogService
 from telemetry.receivers.grpcserver import GrpcServer
+from telemetry.receivers.serving import ServingReceiver
 from telemetry.selfmetrics import SelfStats
 
 
-class AlsReceiver:
+class AlsReceiver(ServingReceiver):
     def __init__(self, config: AlsConfig, pipeline: Pipeline, stats: SelfStats, peers: PeerTable) -> None:
         service = AccessLogService(pipeline, stats, peers, backpressure_wait=config.backpressure_wait)
         self._server = GrpcServer(
@@ -21,15 +22,3 @@ class AlsReceiver:
             max_message_bytes=config.max_message_bytes,
             shutdown_grace=config.shutdown_grace,
         )
-
-    @property
-    def port(self) -> int:
-        """The port the server is bound to (known after start(); 0 before)."""
-        return self._server.port
-
-    def start(self) -> None:
-        self._server.start()
-
-    def shutdown(self) -> None:
-        """Stop accepting streams, give open ones the grace period, then cancel them. Idempotent."""
-        self._server.shutdown()

@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from telemetry.receivers.grpcserver import GrpcServer
 from telemetry.receivers.otlp.config import OtlpGrpcConfig
 from telemetry.receivers.otlp.export import GRPC_RECEIVER, export_response
+from telemetry.receivers.serving import ServingReceiver
 from telemetry.selfmetrics import SelfStats
 from telemetry.traces import TraceIngest
 
@@ -63,7 +64,7 @@ class TraceService:
         return export_response(result)
 
 
-class OtlpGrpcReceiver:
+class OtlpGrpcReceiver(ServingReceiver):
     def __init__(self, config: OtlpGrpcConfig, ingest: TraceIngest, stats: SelfStats) -> None:
         self._server = GrpcServer(
             "OTLP gRPC",
@@ -73,15 +74,3 @@ class OtlpGrpcReceiver:
             max_message_bytes=config.max_body_bytes,
             shutdown_grace=_SHUTDOWN_GRACE,
         )
-
-    @property
-    def port(self) -> int:
-        """The bound port (known after start(); 0 before)."""
-        return self._server.port
-
-    def start(self) -> None:
-        self._server.start()
-
-    def shutdown(self) -> None:
-        """Stop accepting, give requests in flight a short grace period. Idempotent."""
-        self._server.shutdown()

@@ -16,6 +16,7 @@ from telemetry.receivers.httpserver import HttpReceiverServer, Response
 from telemetry.receivers.otlp.config import OtlpHttpConfig
 from telemetry.receivers.otlp.export import HTTP_RECEIVER, export_response
 from telemetry.receivers.otlp.jsoncodec import message_to_json, request_from_json
+from telemetry.receivers.serving import ServingReceiver
 from telemetry.selfmetrics import SelfStats
 from telemetry.traces import TraceIngest
 
@@ -59,7 +60,7 @@ class TracesRoute:
         return Response(error.status, _encode(status, media_type), media_type)
 
 
-class OtlpHttpReceiver:
+class OtlpHttpReceiver(ServingReceiver):
     def __init__(self, config: OtlpHttpConfig, ingest: TraceIngest, stats: SelfStats) -> None:
         self._server = HttpReceiverServer(
             config.endpoint,
@@ -69,15 +70,3 @@ class OtlpHttpReceiver:
             max_body_bytes=config.max_body_bytes,
             max_connections=config.max_connections,
         )
-
-    @property
-    def port(self) -> int:
-        """The bound port (known after start(); 0 before)."""
-        return self._server.port
-
-    def start(self) -> None:
-        self._server.start()
-
-    def shutdown(self) -> None:
-        """Idempotent."""
-        self._server.shutdown()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from telemetry.envoy.errors import ParseError
 from telemetry.receivers.httpbody import BodyError
 from telemetry.receivers.httpserver import HttpReceiverServer, Response, text
+from telemetry.receivers.serving import ServingReceiver
 from telemetry.receivers.zipkin.config import ZipkinConfig
 from telemetry.selfmetrics import SelfStats
 from telemetry.spans.from_zipkin import resource_spans_from_json, resource_spans_from_proto3
@@ -43,7 +44,7 @@ class SpansRoute:
         return text(error.status, str(error))
 
 
-class ZipkinReceiver:
+class ZipkinReceiver(ServingReceiver):
     def __init__(self, config: ZipkinConfig, ingest: TraceIngest, stats: SelfStats) -> None:
         self._server = HttpReceiverServer(
             config.endpoint,
@@ -53,15 +54,3 @@ class ZipkinReceiver:
             max_body_bytes=config.max_body_bytes,
             max_connections=config.max_connections,
         )
-
-    @property
-    def port(self) -> int:
-        """The bound port (known after start(); 0 before)."""
-        return self._server.port
-
-    def start(self) -> None:
-        self._server.start()
-
-    def shutdown(self) -> None:
-        """Idempotent."""
-        self._server.shutdown()
