@@ -14,11 +14,12 @@ are shared with the other exporter and the rest of the collector, so nothing her
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -71,6 +72,31 @@ class ExportQueueConfig:
             errors.append("batch_timeout: must not be negative")
         if self.shutdown_timeout < 0:
             errors.append("shutdown_timeout: must not be negative")
+        return errors
+
+
+@dataclass
+class TraceExporterConfig(ExportQueueConfig):
+    """What both trace exporters' configs share; each resolves its settings against the environment."""
+
+    enabled: bool = False
+    endpoint: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None  # seconds per request
+
+    def resolve(self, environ: Mapping[str, str]) -> object:
+        """The settings with OTEL_* variables applied; raises ValueError("key: message")."""
+        raise NotImplementedError
+
+    def validate(self) -> list[str]:
+        errors = super().validate()
+        if self.timeout is not None and self.timeout <= 0:
+            errors.append("timeout: must be positive")
+        if self.enabled and not errors:
+            try:
+                self.resolve(os.environ)
+            except ValueError as error:
+                errors.append(str(error))
         return errors
 
 

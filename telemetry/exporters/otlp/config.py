@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from telemetry.exporters.export_queue import ExportQueueConfig
+from telemetry.exporters.export_queue import TraceExporterConfig
 from telemetry.exporters.otlp.settings import resolve_otlp
 
 
 @dataclass
-class OtlpConfig(ExportQueueConfig):
+class OtlpConfig(TraceExporterConfig):
     enabled: bool = False
     # Each value left unset here ("", {}, null) is taken from the standard OTEL_EXPORTER_OTLP_TRACES_*
     # variable, then OTEL_EXPORTER_OTLP_*, then the default (see settings.py).
@@ -23,13 +23,5 @@ class OtlpConfig(ExportQueueConfig):
     timeout: float | None = None  # seconds per request; default 10
     compression: Literal["", "none", "gzip"] = ""  # default none
 
-    def validate(self) -> list[str]:
-        errors = super().validate()
-        if self.timeout is not None and self.timeout <= 0:
-            errors.append("timeout: must be positive")
-        if self.enabled and not errors:
-            try:
-                resolve_otlp(self, os.environ)
-            except ValueError as error:
-                errors.append(str(error))
-        return errors
+    def resolve(self, environ: Mapping[str, str]) -> object:
+        return resolve_otlp(self, environ)
