@@ -1,8 +1,9 @@
 """Span ingest throughput: real HTTP requests into the OTLP/HTTP (protobuf) and Zipkin v2 (JSON) receivers.
 
 Batches of 512 spans with 12 attributes each are posted over one keep-alive connection by a client in
-a child process; the receiver decodes them and hands them through a real TraceIngest (with a trivial
-normaliser that only counts) and a real Pipeline. CPU time is the receiving process's own (the client's
+a child process; the receiver decodes them and hands them through a real TraceIngest and a real
+Pipeline: first with a trivial normaliser that only counts (receive + decode), then end to end with the
+collector's normaliser and the Istio metrics aggregation. CPU time is the receiving process's own (the client's
 is not in it), so spans per CPU-second is the receive+decode cost per core.
 
     python benchmarks/span_ingest.py [--batches 200] [--spans 512]
@@ -134,13 +135,36 @@ class NullSink:
         pass
 
 
-def measure(kind: str, batches: int, spans: int) -> None:
+class RealNormaliser:
+    """The collector's own normaliser (these are proxy spans: each becomes a Record), counting spans."""
+
+    def __init__(self) -> None:
+        from telemetry.envoy.peers import PeerTable
+        from telemetry.spans.correlation import RequestTraceIndex
+        from telemetry.spans.normalize import SpanNormaliser
+
+        self._normalise = SpanNormaliser(PeerTable(), request_index=RequestTraceIndex())
+        self.spans = 0
+
+    def __call__(self, resource_spans: Sequence[ResourceSpans]) -> Normalised:
+        self.spans += sum(len(scope.spans) for group in resource_spans for scope in group.scope_spans)
+        return self._normalise(resource_spans)
+
+
+def measure(kind: str, batches: int, spans: int, end_to_end: bool) -> None:
     tune_gc()
     rng = random.Random(7)
     stats = SelfStats()
-    pipeline = Pipeline([("null", NullSink())], stats)
+    if end_to_end:
+        from telemetry.exporters.prometheus.config import PrometheusConfig
+        from telemetry.exporters.prometheus.sink import PrometheusSink
+
+        sink = PrometheusSink(PrometheusConfig(), stats, serve=False)
+    else:
+        sink = NullSink()
+    pipeline = Pipeline([("sink", sink)], stats)
     pipeline.start()
-    normaliser = CountingNormaliser()
+    normaliser = RealNormaliser() if end_to_end else CountingNormaliser()
     ingest = TraceIngest(pipeline, stats, normalise=normaliser)
     if kind == "otlp-http-protobuf":
         receiver = create_http_receiver(OtlpHttpConfig(endpoint="127.0.0.1:0"), ingest, stats)
@@ -163,12 +187,12 @@ def measure(kind: str, batches: int, spans: int) -> None:
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     receiver.shutdown()
-    pipeline.shutdown()
+    pipeline.shutdown(timeout=600)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     count = normaliser.spans
     assert count == batches * spans, (count, batches * spans)
     print(
-        f"{kind:20s} {count:>9,d} spans  {len(bodies[0]) / spans:6.0f} B/span  "
+        f"{kind + (' end-to-end' if end_to_end else ''):31s} {count:>9,d} spans  {len(bodies[0]) / spans:6.0f} B/span  "
         f"{count / elapsed:>9,.0f} spans/s wall  {count / cpu:>9,.0f} spans/CPU-s  "
         f"peak RSS {after.ru_maxrss / 1024:.0f} MiB"
     )
@@ -180,13 +204,17 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--kinds", default="otlp-http-protobuf,zipkin-json")
     args = parser.parse_args()
-    for kind in args.kinds.split(","):
-        # A fresh process per measurement, so that peak RSS is its own.
-        process = multiprocessing.get_context("spawn").Process(target=measure, args=(kind, args.batches, args.spans))
-        process.start()
-        process.join()
-        if process.exitcode:
-            raise SystemExit(f"{kind} failed")
+    for end_to_end in (False, True):
+        for kind in args.kinds.split(","):
+            # A fresh process per measurement, so that peak RSS is its own. End to end: the real
+            # normaliser turns the proxy spans into Records, which the Istio metrics aggregate.
+            process = multiprocessing.get_context("spawn").Process(
+                target=measure, args=(kind, args.batches, args.spans, end_to_end)
+            )
+            process.start()
+            process.join()
+            if process.exitcode:
+                raise SystemExit(f"{kind} failed")
 
 
 if __name__ == "__main__":
