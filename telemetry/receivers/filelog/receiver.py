@@ -37,23 +37,22 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import replace
 from fnmatch import fnmatch
 
 from telemetry.deadletter import DeadLetter
+from telemetry.envoy.parser import make_parser
 from telemetry.envoy.peers import PeerTable
 from telemetry.model import Record, Workload
 from telemetry.pipeline import Pipeline
 from telemetry.receivers.filelog.checkpoint import CheckpointFile, FileMark, find_mark
 from telemetry.receivers.filelog.config import FileLogConfig
 from telemetry.receivers.filelog.identity import reporter_identity
-from telemetry.receivers.filelog.tailer import RECEIVER, BadLines, Parser, ReadResult, TailedFile
+from telemetry.receivers.filelog.tailer import RECEIVER, BadLines, ReadResult, TailedFile
 from telemetry.selfmetrics import SelfStats
 
 log = logging.getLogger(__name__)
 
-ParserFactory = Callable[[str, Workload, PeerTable], Parser]
 
 # Per file per poll, so one file with a large backlog does not starve the others.
 MAX_CHUNKS_PER_POLL = 16
@@ -66,12 +65,6 @@ SUBMIT_WAIT_SLICE = 0.1
 SHUTDOWN_JOIN_SECONDS = 10.0
 
 
-def _default_parser_factory() -> ParserFactory:
-    from telemetry.envoy.parser import make_parser
-
-    return make_parser
-
-
 class FileLogReceiver:
     def __init__(
         self,
@@ -80,16 +73,13 @@ class FileLogReceiver:
         stats: SelfStats,
         peers: PeerTable,
         dead_letter: DeadLetter | None = None,
-        *,
-        parser_factory: ParserFactory | None = None,
     ) -> None:
         self.config = config
         self._pipeline = pipeline
         self._stats = stats
         self._peers = peers
-        self._make_parser = parser_factory or _default_parser_factory()
         # A format string that does not compile fails here, at startup, not on the first file.
-        self._make_parser(config.format, Workload(), peers)
+        make_parser(config.format, Workload(), peers)
         self._bad = BadLines(dead_letter)
         self._checkpoint = CheckpointFile(config.checkpoint_file) if config.checkpoint_file else None
         self._saved_marks: list[FileMark] | None = None  # loaded on the first scan, then forgotten
@@ -368,7 +358,7 @@ class FileLogReceiver:
     def _track(self, path: str, fd: int, info: os.stat_result, offset: int) -> TailedFile | None:
         """Follow the open file ``fd`` from ``offset``; it is closed when that fails."""
         try:
-            parser = self._make_parser(self.config.format, reporter_identity(path, self.config.workloads), self._peers)
+            parser = make_parser(self.config.format, reporter_identity(path, self.config.workloads), self._peers)
             tail = TailedFile(
                 path=path,
                 fd=fd,

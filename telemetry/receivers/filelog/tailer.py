@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from telemetry.deadletter import DeadLetter
-from telemetry.envoy.parser import ParseError
+from telemetry.envoy.parser import LineParser
 from telemetry.model import Record
 from telemetry.receivers.filelog.checkpoint import FINGERPRINT_BYTES, FileMark, fingerprint
 from telemetry.receivers.filelog.unwrap import LineUnwrapper, detect
@@ -26,12 +26,7 @@ RECEIVER = "filelog"
 SAMPLE_BYTES = 4096  # of an overlong line, what the dead-letter file gets
 
 
-class Parser(Protocol):
-    def parse(self, line: str) -> Record: ...
-
-
 Submit = Callable[[list[Record]], bool]
-BatchParse = Callable[[list[str], list[tuple[str, str]]], list[Record]]
 
 
 class BadLines:
@@ -69,7 +64,7 @@ class TailedFile:
         device: int,
         inode: int,
         offset: int,
-        parser: Parser,
+        parser: LineParser,
         bad: BadLines,
         max_line_bytes: int,
         chunk_bytes: int,
@@ -82,8 +77,6 @@ class TailedFile:
         self.committed = offset
         self.gone = False  # no longer at a watched path (rotated away or deleted): read to its end, then close
         self._parser = parser
-        # The parser's batch entry point when it has one (telemetry.envoy.parser.LineParser does).
-        self._parse_lines: BatchParse | None = getattr(parser, "parse_lines", None)
         self._bad = bad
         self._max_line = max_line_bytes
         self._chunk = max(1, chunk_bytes)
@@ -92,7 +85,6 @@ class TailedFile:
         self._unwrapper = LineUnwrapper(max_chars=max_line_bytes)
         self._prefix = os.pread(fd, FINGERPRINT_BYTES, 0)
         self._size_seen = -1
-        self._parser_failures = 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -283,34 +275,9 @@ class TailedFile:
         return inner, handled
 
     def _parse_many(self, lines: list[str]) -> list[Record]:
-        if self._parse_lines is not None:
-            errors: list[tuple[str, str]] = []
-            try:
-                records = self._parse_lines(lines, errors)
-            except Exception:
-                # A parser bug on some line: parse one by one so only that line is lost.
-                return self._parse_each(lines)
-            for reason, line in errors:
-                self._bad.add(reason, line)
-            return records
-        return self._parse_each(lines)
-
-    def _parse_each(self, lines: list[str]) -> list[Record]:
-        records: list[Record] = []
-        append = records.append
-        parse = self._parser.parse
-        for line in lines:
-            try:
-                append(parse(line))
-            except ParseError as exc:
-                self._bad.add(exc.reason, line)
-            except Exception:
-                self._parser_failed(line)
+        # LineParser.parse_lines reports every failure, a parser bug included, per line.
+        errors: list[tuple[str, str]] = []
+        records = self._parser.parse_lines(lines, errors)
+        for reason, line in errors:
+            self._bad.add(reason, line)
         return records
-
-    def _parser_failed(self, line: str) -> None:
-        # A parser bug must not stop the file; the line is counted and the first trace logged.
-        self._parser_failures += 1
-        if self._parser_failures == 1:
-            log.exception("the access-log parser failed on a line of %s", self.path)
-        self._bad.add("parser_error", line)
