@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from telemetry.exporters.prometheus.istio_metrics import OVERFLOW, IstioMetrics, RequestSeries, TcpSeries
+from telemetry.exporters.prometheus.istio_metrics import OVERFLOW, IstioMetrics
 from telemetry.model import request_failed
 
 EdgeKey = tuple[str, str, str, str, str]  # source workload, source namespace, service, service namespace, protocol
@@ -69,6 +69,3 @@ def graph_json(edges: dict[EdgeKey, EdgeTotals]) -> dict[str, object]:
         nodes.setdefault(target, {"id": target, "kind": "service", "name": service, "namespace": service_namespace})
         out.append({"source": source, "target": target, "protocol": protocol, **asdict(totals)})
     return {"nodes": sorted(nodes.values(), key=lambda node: node["id"]), "edges": out}
-
-
-__all__ = ["EdgeKey", "EdgeTotals", "RequestSeries", "TcpSeries", "edges_from_metrics", "graph_json"]

@@ -14,10 +14,8 @@ assembler's identity cache warm however the proxies' spans interleave.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple, Protocol
 
@@ -30,6 +28,7 @@ from telemetry.envoy.istio import RecordAssembler
 from telemetry.envoy.node import parse_node
 from telemetry.envoy.operators import FIELD_NAMES, EnvoyFields
 from telemetry.envoy.peers import PeerTable
+from telemetry.envoy.timestamps import start_time_text as envoy_time_text
 from telemetry.model import UNKNOWN, Record, Span, Workload
 from telemetry.spans.attributes import AttributeReader, as_int
 from telemetry.traces import Normalised
@@ -137,21 +136,12 @@ class _Reporter(NamedTuple):
     assembler: RecordAssembler
 
 
-@lru_cache(maxsize=4096)
-def _second_text(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
 def start_time_text(unix_nanos: int) -> str:
     """RFC 3339 in UTC with milliseconds, as Envoy prints %START_TIME%; "" for an unset (0) time."""
     if not unix_nanos:
         return ""
     seconds, nanos = divmod(unix_nanos, _NANOS_PER_SECOND)
-    try:
-        second = _second_text(seconds)
-    except (OverflowError, OSError, ValueError):
-        raise ParseError("bad_span", f"start time {unix_nanos} ns is not a representable time") from None
-    return f"{second}.{nanos // _NANOS_PER_MS:03d}Z"
+    return envoy_time_text(seconds, nanos, "bad_span")
 
 
 def split_url(url: str) -> tuple[str, str]:

@@ -7,9 +7,6 @@ Envoy's own command operators render them, so the shared RecordAssembler treats 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import lru_cache
-
 from envoy.config.core.v3.address_pb2 import Address
 from envoy.config.core.v3.base_pb2 import RequestMethod
 from envoy.data.accesslog.v3.accesslog_pb2 import (
@@ -22,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from telemetry.envoy.errors import ParseError
 from telemetry.envoy.operators import EnvoyFields
+from telemetry.envoy.timestamps import start_time_text
 from telemetry.receivers.als.flags import short_flags
 
 _HTTP_VERSIONS = {
@@ -54,21 +52,11 @@ def address_text(address: Address) -> str:
     return ""
 
 
-@lru_cache(maxsize=4096)
-def _second_text(seconds: int) -> str:
-    # Entries of one message mostly share their second: format it once.
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
 def timestamp_text(stamp: Timestamp) -> str:
     """RFC 3339 with milliseconds in UTC, as Envoy prints %START_TIME%: ``2024-05-01T12:00:00.123Z``."""
     if not 0 <= stamp.nanos < _NANOS_PER_SECOND:
         raise ParseError("bad_start_time", f"start_time has nanos {stamp.nanos} out of range")
-    try:
-        second = _second_text(stamp.seconds)
-    except (OverflowError, OSError, ValueError):
-        raise ParseError("bad_start_time", f"start_time {stamp.seconds}s is not a representable time") from None
-    return f"{second}.{stamp.nanos // _NANOS_PER_MS:03d}Z"
+    return start_time_text(stamp.seconds, stamp.nanos, "bad_start_time")
 
 
 def duration_ms(duration: Duration) -> int:

@@ -8,7 +8,6 @@ grpc itself handles ``grpc-encoding: gzip`` and holds the decompressed message t
 
 from __future__ import annotations
 
-import logging
 from typing import NoReturn
 
 import grpc
@@ -25,8 +24,6 @@ from telemetry.receivers.otlp.export import GRPC_RECEIVER, export_response
 from telemetry.receivers.serving import ServingReceiver
 from telemetry.selfmetrics import SelfStats
 from telemetry.traces import TraceIngest
-
-log = logging.getLogger(__name__)
 
 SERVICE_NAME = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name
 _SHUTDOWN_GRACE = 2.0
