@@ -26,15 +26,11 @@ from telemetry.envoy.peers import PeerTable
 from telemetry.model import Record, Workload
 from telemetry.pipeline import Pipeline
 from telemetry.receivers.als.entries import http_fields, tcp_fields
+from telemetry.receivers.grpcserver import abort
 from telemetry.selfmetrics import SelfStats
 
 RECEIVER = "als"
 SERVICE_NAME = als_pb2.DESCRIPTOR.services_by_name["AccessLogService"].full_name
-
-
-def abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
-    context.abort(code, details)
-    raise AssertionError("ServicerContext.abort returned")
 
 
 class AccessLogService:

@@ -8,8 +8,6 @@ grpc itself handles ``grpc-encoding: gzip`` and holds the decompressed message t
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 import grpc
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -18,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from telemetry.receivers.grpcserver import GrpcServer
+from telemetry.receivers.grpcserver import GrpcServer, abort
 from telemetry.receivers.otlp.config import OtlpGrpcConfig
 from telemetry.receivers.otlp.export import GRPC_RECEIVER, export_response
 from telemetry.receivers.serving import ServingReceiver
@@ -27,11 +25,6 @@ from telemetry.traces import TraceIngest
 
 SERVICE_NAME = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name
 _SHUTDOWN_GRACE = 2.0
-
-
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
-    context.abort(code, details)
-    raise AssertionError("ServicerContext.abort returned")
 
 
 class TraceService:
@@ -50,14 +43,14 @@ class TraceService:
             request = ExportTraceServiceRequest.FromString(data)
         except DecodeError as error:
             self._stats.parse_error(GRPC_RECEIVER, "bad_protobuf")
-            _abort(
+            abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"bad_protobuf: not an ExportTraceServiceRequest ({len(data)} bytes): {error}",
             )
         result = self._ingest.accept(request.resource_spans, GRPC_RECEIVER)
         if result.refused:
-            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "collector pipeline is full: retry later")
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "collector pipeline is full: retry later")
         return export_response(result)
 
 
