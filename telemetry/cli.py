@@ -8,8 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import orjson
-
+from servicegraph.model import GRAPH_TYPES
 from telemetry.config import Config
 from telemetry.confload import ConfigError, load_file, load_mapping
 
@@ -24,15 +23,20 @@ examples:
   meshscope run -c meshscope.yaml         the collector with a YAML config
   meshscope check-config meshscope.yaml   validate a config, naming each bad key
   meshscope ingest access.log --metrics-out metrics.prom --graph-out graph.json
+  meshscope run --graph-source prometheus=http://prometheus:9090   graph what Prometheus holds
+  meshscope graph diff before.json after.json   edges added, removed, or worse
 
 Environment variables MESHSCOPE_<SECTION>__<KEY> override config keys, for example
 MESHSCOPE_EXPORTERS__PROMETHEUS__ENDPOINT=0.0.0.0:9464."""
 
 
-def _config_from(path: str | None) -> Config:
-    if path:
-        return load_file(Config, path)
-    return load_mapping(Config, {})
+def _config_from(path: str | None, graph_source: str | None = None) -> Config:
+    config = load_file(Config, path) if path else load_mapping(Config, {})
+    if graph_source:
+        # Validated as the config key it overrides, so the error names both.
+        load_mapping(Config, {"graph": {"source": graph_source}})
+        config.graph.source = graph_source
+    return config
 
 
 def _print_errors(error: ConfigError, source: str) -> None:
@@ -78,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from telemetry.collector import Collector, run_until_signalled
 
     try:
-        config = _config_from(args.config)
+        config = _config_from(args.config, args.graph_source)
         collector = Collector(config)
     except ConfigError as error:
         _print_errors(error, args.config or "config")
@@ -123,6 +127,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         workload = args.workload or "unknown"
         app, version = app_and_version(workload)
         reporter = Workload(workload, args.namespace or "unknown", app, version, gateway=args.gateway)
+    if args.graph_out:
+        from servicegraph.exports import EXTENSIONS
+
+        if Path(args.graph_out).suffix.lower() not in EXTENSIONS:
+            print(f"meshscope ingest: --graph-out: use one of {', '.join(EXTENSIONS)}", file=sys.stderr)
+            return 2
     for path in args.files:
         if path != "-" and not Path(path).is_file():
             print(f"meshscope ingest: {path}: no such file", file=sys.stderr)
@@ -134,8 +144,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         Path(args.metrics_out).write_bytes(result.exposition)
         print(f"metrics written to {args.metrics_out}")
     if args.graph_out:
-        Path(args.graph_out).write_bytes(orjson.dumps(result.graph, option=orjson.OPT_INDENT_2))
-        print(f"graph written to {args.graph_out}")
+        from servicegraph.exports import write_graph
+
+        write_graph(result.graph(args.graph_type), args.graph_out)
+        print(f"{args.graph_type} graph written to {args.graph_out}")
     return 0 if result.records or not result.lines else 1
 
 
@@ -159,7 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
         "access-log files under /var/log/pods, Envoy ALS on 127.0.0.1:9001, metrics on 127.0.0.1:9464).",
     )
     run.add_argument("-c", "--config", metavar="FILE", help="YAML config (default: built-in defaults)")
+    run.add_argument(
+        "--graph-source",
+        metavar="SOURCE",
+        help="where the service graph comes from: live (this collector's own traffic, the default) or "
+        "prometheus=URL (any Prometheus scraping one or many collectors, or a real Istio mesh); "
+        "overrides graph.source",
+    )
     run.set_defaults(func=cmd_run)
+
+    graph = commands.add_parser(
+        "graph", help="work with saved graphs", description="Work with graph files saved from the API or ingest."
+    )
+    graph_commands = graph.add_subparsers(dest="graph_command", metavar="COMMAND", required=True)
+    from servicegraph import diff_command
+
+    diff_command.add_parser(graph_commands).set_defaults(func=diff_command.run)
 
     check = commands.add_parser(
         "check-config", help="validate a config file", description="Print OK, or each error with its key's path."
@@ -183,7 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--namespace", help="the reporting proxy's namespace")
     ingest.add_argument("--gateway", action="store_true", help="the reporting proxy is a gateway")
     ingest.add_argument("--metrics-out", metavar="FILE", help="write the Prometheus text exposition here")
-    ingest.add_argument("--graph-out", metavar="FILE", help="write the service graph (JSON) here")
+    ingest.add_argument(
+        "--graph-out", metavar="FILE", help="write the service graph here: .json, .dot (Graphviz) or .graphml"
+    )
+    ingest.add_argument(
+        "--graph-type", choices=GRAPH_TYPES, default="workload", help="the graph written (default workload)"
+    )
     ingest.add_argument(
         "--max-line-bytes", type=int, default=65536, help="longer lines are counted and skipped (default 65536)"
     )

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from telemetry.config import Config
 from telemetry.envoy.peers import PeerTable
@@ -17,7 +18,10 @@ from telemetry.pipeline import Pipeline, Receiver, Sink, tune_gc
 from telemetry.selfmetrics import SelfStats
 from telemetry.spans.correlation import RecentTraces, RequestTraceIndex
 from telemetry.spans.normalize import SpanNormaliser
-from telemetry.traces import TraceIngest, TraceSink
+from telemetry.traces import SpanSink, TraceIngest, TraceSink
+
+if TYPE_CHECKING:
+    from servicegraph.runtime import GraphRuntime
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,7 @@ class Collector:
     metrics: PrometheusSink | None = field(init=False, default=None)
     recent_traces: RecentTraces = field(init=False)
     traces: TraceIngest = field(init=False)
+    graph: GraphRuntime | None = field(init=False, default=None)
     receivers: list[tuple[str, Receiver]] = field(init=False, default_factory=list)
     _stopped: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -49,6 +54,17 @@ class Collector:
             self.metrics = PrometheusSink(config.exporters.prometheus, self.stats)
             sinks.append(("prometheus", self.metrics))
         sinks.append(("recent_traces", self.recent_traces))
+        span_sinks: list[tuple[str, SpanSink]] = []
+        if config.graph.enabled:
+            from servicegraph.runtime import GraphRuntime
+
+            istio = self.metrics.metrics if self.metrics is not None else None
+            self.graph = GraphRuntime(config.graph, self.stats, istio)
+            if istio is None:
+                sinks.append(("graph", self.graph.metrics_sink))
+            if self.metrics is not None:
+                self.metrics.registry.register(self.graph.span_metrics)
+            span_sinks.append(("span_pairs", self.graph.pairer))
         self.pipeline = Pipeline(
             sinks,
             self.stats,
@@ -65,6 +81,7 @@ class Collector:
             self.stats,
             normalise=SpanNormaliser(self.peers, request_index=request_index),
             exporters=self._trace_exporters(),
+            span_sinks=span_sinks,
         )
         self._add_receivers()
 
@@ -111,6 +128,8 @@ class Collector:
         self.pipeline.start()
         for _, receiver in self.receivers:
             receiver.start()
+        if self.graph is not None:
+            self.graph.start()
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop receivers, drain the pipeline and the trace exporters, flush and stop every sink. Idempotent."""
@@ -123,6 +142,8 @@ class Collector:
                 receiver.shutdown()
             except Exception:
                 log.exception("receiver %s failed to shut down", name)
+        if self.graph is not None:
+            self.graph.shutdown()
         deadline = time.monotonic() + timeout
         # Spans first: their Records still flow into the pipeline until the trace side has stopped.
         self.traces.shutdown(timeout / 2)

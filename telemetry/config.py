@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from servicegraph.config import GraphConfig
 from telemetry.exporters.otlp.config import OtlpConfig as OtlpExporterConfig
 from telemetry.exporters.prometheus.config import PrometheusConfig
 from telemetry.exporters.zipkin.config import ZipkinConfig as ZipkinExporterConfig
@@ -61,3 +62,4 @@ class Config:
     receivers: ReceiversConfig = field(default_factory=ReceiversConfig)
     exporters: ExportersConfig = field(default_factory=ExportersConfig)
     correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)  # the live service graph, its HTTP API and UI

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import BinaryIO
 
-from servicegraph.edges import EdgeKey, EdgeTotals, edges_from_metrics, graph_json
+import networkx as nx
+
+from servicegraph.builder import GraphOptions, build_graph
+from servicegraph.model import GraphType
+from servicegraph.sources.live import cumulative_traffic
+from servicegraph.traffic import Traffic
 from telemetry.config import PipelineConfig
 from telemetry.envoy.parser import make_parser
 from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.prometheus.config import PrometheusConfig
 from telemetry.exporters.prometheus.sink import PrometheusSink
-from telemetry.model import Workload
+from telemetry.model import Record, Workload
 from telemetry.pipeline import Pipeline, tune_gc
 from telemetry.receivers.filelog.identity import identity_from_path
 from telemetry.receivers.filelog.unwrap import LineUnwrapper
@@ -28,12 +34,14 @@ CHUNK_BYTES = 1 << 20
 class IngestResult:
     records: int
     parse_errors: dict[str, int]
-    edges: dict[EdgeKey, EdgeTotals]
     exposition: bytes
-    graph: dict[str, object]
+    traffic: Traffic  # everything read, as one window from the first Record's start to the last's
     lines: int = 0
     bytes_read: int = 0
     format_names: list[str] = field(default_factory=list)
+
+    def graph(self, graph_type: GraphType = "workload") -> nx.MultiDiGraph:
+        return build_graph(self.traffic, GraphOptions(graph_type=graph_type), source="ingest")
 
 
 def read_chunks(
@@ -93,7 +101,10 @@ def ingest(
     peers = PeerTable()
     metrics = PrometheusSink(PrometheusConfig(max_series_per_metric=max_series_per_metric), stats, serve=False)
     defaults = PipelineConfig()
-    pipeline = Pipeline([("prometheus", metrics)], stats, defaults.queue_size, defaults.batch_size)
+    span = StartTimes()
+    pipeline = Pipeline(
+        [("prometheus", metrics), ("start_times", span)], stats, defaults.queue_size, defaults.batch_size
+    )
     pipeline.start()
     tune_gc()
     total_size = sum(os.path.getsize(path) for path in paths if path != "-" and os.path.isfile(path))
@@ -141,17 +152,51 @@ def ingest(
         pipeline.shutdown(timeout=600)
         if bar is not None:
             bar.close()
-    edges = edges_from_metrics(metrics.metrics)
+    start, end = span.bounds()
     return IngestResult(
         records=stats.records_received.get(RECEIVER, 0),
         parse_errors={reason: count for (_, reason), count in stats.parse_errors.items()},
-        edges=edges,
         exposition=metrics.exposition(),
-        graph=graph_json(edges),
+        traffic=cumulative_traffic(metrics.metrics, None, start, end),
         lines=lines,
         bytes_read=bytes_read,
         format_names=format_names,
     )
+
+
+class StartTimes:
+    """A sink noting the first and last Record start times, so offline rates are per second of the logs."""
+
+    def __init__(self) -> None:
+        self.first = ""
+        self.last = ""
+
+    def consume(self, batch: Sequence[Record]) -> None:
+        times = [record.start_time for record in batch if record.start_time]
+        if times:
+            low, high = min(times), max(times)  # RFC 3339 in one zone sorts as text
+            self.first = min(self.first, low) if self.first else low
+            self.last = max(self.last, high)
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+    def bounds(self) -> tuple[float, float]:
+        """Unix seconds; a log without times (or of one instant) counts as one second long."""
+        start, end = _epoch(self.first), _epoch(self.last)
+        if start is None or end is None:
+            return 0.0, 1.0
+        return start, max(end, start + 1.0)
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _open(path: str) -> BinaryIO:
@@ -175,18 +220,24 @@ def format_summary(result: IngestResult, top: int = 10) -> str:
     else:
         out.append("parse errors: none")
 
-    def edge_name(key: EdgeKey) -> str:
-        workload, namespace, service, service_namespace, protocol = key
-        return f"{workload}.{namespace} -> {service}.{service_namespace} ({protocol})"
+    # The service graph's edges are each call's first hop: caller -> service, each call once.
+    graph = result.graph("service")
+    edges = [(attrs, source, target, protocol) for source, target, protocol, attrs in graph.edges(keys=True, data=True)]
 
-    by_requests = sorted(result.edges.items(), key=lambda item: (-item[1].requests, item[0]))[:top]
+    def edge_name(source: str, target: str, protocol: str) -> str:
+        def name(node: str) -> str:
+            attrs = graph.nodes[node]
+            return f"{attrs['name']}.{attrs['namespace']}" if attrs["namespace"] else str(attrs["name"])
+
+        return f"{name(source)} -> {name(target)} ({protocol})"
+
+    by_requests = sorted(edges, key=lambda e: (-e[0]["requests"], e[1:]))[:top]
     out.append("top edges by requests:")
-    for key, totals in by_requests:
-        out.append(f"  {totals.requests:>10}  {edge_name(key)}")
-    failing = [item for item in result.edges.items() if item[1].errors]
-    by_errors = sorted(failing, key=lambda item: (-item[1].errors, item[0]))[:top]
+    for attrs, *key in by_requests:
+        out.append(f"  {attrs['requests']:>10.0f}  {edge_name(*key)}")
+    failing = [edge for edge in edges if edge[0]["errors"]]
+    by_errors = sorted(failing, key=lambda e: (-e[0]["errors"], e[1:]))[:top]
     out.append("top edges by errors:" if by_errors else "top edges by errors: none")
-    for key, totals in by_errors:
-        share = 100.0 * totals.errors / totals.requests
-        out.append(f"  {totals.errors:>10}  {share:5.1f}%  {edge_name(key)}")
+    for attrs, *key in by_errors:
+        out.append(f"  {attrs['errors']:>10.0f}  {attrs['error_pct']:5.1f}%  {edge_name(*key)}")
     return "\n".join(out)

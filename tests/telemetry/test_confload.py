@@ -107,5 +107,5 @@ def test_values_run_would_refuse_are_refused_by_check_config_too() -> None:
 
 def test_an_error_in_an_environment_override_names_the_variable() -> None:
     assert errors_of({}, {"MESHSCOPE_DEBUG": "1"}) == [
-        "debug: unknown key (known keys here: correlation, exporters, pipeline, receivers) (from MESHSCOPE_DEBUG)"
+        "debug: unknown key (known keys here: correlation, exporters, graph, pipeline, receivers) (from MESHSCOPE_DEBUG)"
     ]

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ACCESSLOGS = Path(__file__).parents[1] / "testdata" / "accesslogs"
 
 
@@ -23,22 +25,29 @@ def test_ingest_summarises_and_writes_metrics_and_graph(tmp_path: Path) -> None:
     assert "records: 10 from 12 lines" in done.stdout
     assert "format_mismatch: 2" in done.stdout
     # productpage -> reviews: one 200 and one 503 URX,UF, reported by the client.
-    assert "         1   50.0%  productpage-v1.default -> reviews.default (http)" in done.stdout
+    assert "         1   50.0%  productpage.default -> reviews.default (http)" in done.stdout
     assert 'source_workload="productpage-v1"' in metrics_out.read_text()
     graph = json.loads(graph_out.read_text())
-    edge = next(e for e in graph["edges"] if e["target"] == "default/mysqldb")
-    assert (edge["source"], edge["protocol"], edge["requests"], edge["bytes_sent"]) == (
-        "default/productpage-v1",
-        "tcp",
-        1,
-        3900,
-    )
-    assert {
-        "id": "default/productpage-v1",
-        "kind": "workload",
-        "name": "productpage-v1",
-        "namespace": "default",
-    } in graph["nodes"]
+    assert graph["graph_type"] == "workload" and graph["source"] == "ingest"
+    edge = next(e for e in graph["edges"] if e["target"] == "service:default:mysqldb")
+    assert (edge["source"], edge["protocol"], edge["requests"]) == ("workload:default:productpage-v1", "tcp", 1)
+    assert edge["bytes_sent_per_s"] * graph["window"] == pytest.approx(3900)
+    node = next(n for n in graph["nodes"] if n["id"] == "workload:default:productpage-v1")
+    assert (node["kind"], node["name"], node["namespace"]) == ("workload", "productpage-v1", "default")
+
+
+def test_ingest_writes_the_graph_in_the_format_its_extension_names(tmp_path: Path) -> None:
+    import networkx as nx
+
+    dot, graphml = tmp_path / "graph.dot", tmp_path / "graph.graphml"
+    for target, graph_type in ((dot, "service"), (graphml, "app")):
+        done = meshscope("ingest", str(ACCESSLOGS / "istio.log"), "--workload", "productpage-v1", "--namespace",
+                         "default", "--graph-out", str(target), "--graph-type", graph_type)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert dot.read_text().startswith("digraph") and '"service:default:reviews"' in dot.read_text()
+    assert "app:default:productpage" in nx.read_graphml(graphml)
+    refused = meshscope("ingest", str(ACCESSLOGS / "istio.log"), "--graph-out", str(tmp_path / "graph.png"))
+    assert refused.returncode == 2 and "--graph-out" in refused.stderr and not (tmp_path / "graph.png").exists()
 
 
 def test_ingest_reads_stdin_with_an_explicit_format() -> None:
@@ -102,10 +111,12 @@ def test_ingest_shows_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     assert "ingest:" not in piped.stderr
 
 
-def test_edges_survive_the_series_cap_folding_into_overflow() -> None:
-    from telemetry.ingest import format_summary, ingest
+def test_the_series_cap_folds_label_sets_without_losing_calls() -> None:
+    from telemetry.ingest import ingest
 
-    result = ingest([str(ACCESSLOGS / "istio.log")], reporter=None, max_series_per_metric=3)
-    overflow = [totals for key, totals in result.edges.items() if key[0] == "overflow"]
-    assert overflow and overflow[0].requests > 0 and overflow[0].errors == 0
-    assert "overflow.overflow -> overflow.overflow" in format_summary(result)
+    capped = ingest([str(ACCESSLOGS / "istio.log")], reporter=None, max_series_per_metric=3)
+    whole = ingest([str(ACCESSLOGS / "istio.log")], reporter=None)
+    # The overflow series has no peers to draw, so its calls leave the graph but stay in the metrics.
+    assert capped.traffic.http.values[:, 0].sum() == whole.traffic.http.values[:, 0].sum()
+    assert capped.graph().graph["requests"] < whole.graph().graph["requests"]
+    assert "meshscope_metric_series_overflow" in capped.exposition.decode()

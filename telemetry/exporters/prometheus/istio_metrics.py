@@ -165,6 +165,19 @@ class IstioMetrics(Collector):
             tcp = [TcpSeries(key, *entry) for key, entry in self._tcp.items()]
         return requests, tcp
 
+    def rows(self) -> tuple[list[tuple[object, ...]], list[list[float]], list[tuple[object, ...]], list[list[int]]]:
+        """Request keys and rows, TCP keys and rows, in insertion order (a key keeps its position).
+
+        A request row is [count, duration sum, request bytes sum, response bytes sum, *duration buckets]
+        (buckets not cumulative); a TCP row is [connections, bytes received, bytes sent].
+        """
+        with self._lock:
+            request_keys = list(self._requests)
+            request_rows = [[e[0], e[1], e[3], e[5], *e[2]] for e in self._requests.values()]
+            tcp_keys = list(self._tcp)
+            tcp_rows = [list(entry) for entry in self._tcp.values()]
+        return request_keys, request_rows, tcp_keys, tcp_rows
+
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         requests, tcp = self.snapshot()
         with self._lock:

@@ -1,0 +1,1 @@
+"""The graph's HTTP API, served on the UI's port."""

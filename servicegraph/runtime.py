@@ -1,0 +1,75 @@
+"""The service graph inside a running collector: span pairing, the graph's source, the API server."""
+
+from __future__ import annotations
+
+import logging
+
+from servicegraph.api.routes import create_app
+from servicegraph.api.server import GraphServer
+from servicegraph.config import GraphConfig
+from servicegraph.connector_metrics import ServiceGraphMetrics
+from servicegraph.durations import parse_duration
+from servicegraph.service import GraphService
+from servicegraph.sources import GraphSource
+from servicegraph.sources.live import LiveSource
+from servicegraph.spanpairs import SpanPairer
+from telemetry.exporters.prometheus.config import PrometheusConfig
+from telemetry.exporters.prometheus.istio_metrics import IstioMetrics
+from telemetry.exporters.prometheus.sink import PrometheusSink
+from telemetry.selfmetrics import SelfStats
+
+log = logging.getLogger(__name__)
+
+
+class GraphRuntime:
+    """``istio``: the metrics sink's aggregation to read; None when Prometheus export is off, and then
+    ``metrics_sink`` is a non-serving sink the collector must add to its pipeline."""
+
+    def __init__(self, config: GraphConfig, stats: SelfStats, istio: IstioMetrics | None) -> None:
+        self.config = config
+        self.metrics_sink: PrometheusSink | None = None
+        if istio is None:
+            self.metrics_sink = PrometheusSink(PrometheusConfig(), stats, serve=False)
+            istio = self.metrics_sink.metrics
+        self.span_metrics = ServiceGraphMetrics(config.max_span_pair_series)
+        self.pairer = SpanPairer(config.span_pairing, self.span_metrics)
+        stats.watch_drops("span_pairs", "store_full", lambda: self.span_metrics.dropped)
+        stats.watch_drops("span_pairs", "series_limit", lambda: self.span_metrics.overflowed)
+        # Lookup-only spans (already paired) evicted early from a full store: a late child may miss its parent.
+        stats.watch_drops("span_pairs", "evicted", lambda: self.span_metrics.evicted)
+        windows = config.window_seconds
+        self.live: LiveSource | None = None
+        source: GraphSource
+        if config.prometheus_url:
+            from servicegraph.sources.prometheus import PrometheusSource
+
+            source = PrometheusSource(config.prometheus_url, config.prometheus_selector)
+            name = f"prometheus {config.prometheus_url}"
+        else:
+            self.live = LiveSource(
+                istio, self.span_metrics, windows, config.points_per_window, parse_duration(config.idle_expiry)
+            )
+            self.live.on_tick.append(self.pairer.expire)
+            source = self.live
+            name = "live"
+        self.service = GraphService(source, name, config.points_per_window, cache_seconds=min(1.0, config.resolution))
+        self.app = create_app(self.service, config.health, parse_duration(config.default_window))
+        self.server = GraphServer(self.app, config.endpoint)
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> None:
+        if self.live is not None:
+            self.live.start(self.config.resolution)
+        self.server.start()
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.server.shutdown()
+        if self.live is not None:
+            self.live.shutdown()

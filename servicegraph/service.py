@@ -1,0 +1,143 @@
+"""The graph as the API serves it: built from a source on demand, per window and view, briefly cached.
+
+A UI polling every second and a dashboard of several panels ask for the same graph many times; one
+build per ``cache_seconds`` and view answers them all, and concurrent identical requests wait for
+the one build in progress instead of each starting their own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from servicegraph.builder import GraphOptions, build_graph, neighbours
+from servicegraph.graphjson import edge_id
+from servicegraph.model import DEGRADED, FAILING
+from servicegraph.sources import GraphSource
+from servicegraph.traffic import Traffic
+
+_SERIES_FIGURES = ("rps", "error_pct", "client_error_pct", "p50_ms", "p95_ms", "p99_ms", "bytes_sent_per_s",
+                   "bytes_received_per_s")  # fmt: skip
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass
+class _Entry:
+    built: float
+    graph: nx.MultiDiGraph | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
+class GraphService:
+    def __init__(
+        self,
+        source: GraphSource,
+        source_name: str,
+        points: int = 12,
+        cache_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self.source_name = source_name
+        self.points = points
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[tuple[float, GraphOptions], _Entry] = {}
+        self._lock = threading.Lock()
+
+    def graph(self, window: float, options: GraphOptions, end: float | None = None) -> nx.MultiDiGraph:
+        if end is not None:
+            return build_graph(self.source.traffic(window, end), options, self.source_name)
+        key = (window, options)
+        now = self._clock()
+        with self._lock:
+            entry = self._cache.get(key)
+            owner = entry is None or now - entry.built > self._cache_seconds
+            if owner:
+                entry = self._cache[key] = _Entry(now)
+                for stale in [k for k, e in self._cache.items() if now - e.built > 60 * self._cache_seconds]:
+                    del self._cache[stale]
+        assert entry is not None
+        if owner:
+            try:
+                entry.graph = build_graph(self.source.traffic(window), options, self.source_name)
+            except Exception as error:
+                entry.error = error
+                with self._lock:
+                    if self._cache.get(key) is entry:
+                        del self._cache[key]
+            finally:
+                entry.ready.set()
+        else:
+            entry.ready.wait()
+        if entry.error is not None:
+            raise entry.error
+        assert entry.graph is not None
+        return entry.graph
+
+    def node_detail(self, node: str, window: float, options: GraphOptions) -> dict[str, Any]:
+        graph = self.graph(window, options)
+        if node not in graph:
+            raise NotFound(f"no node {node!r} in the {options.graph_type} graph of the last {window:g}s")
+        series = self._series(window, GraphOptions(options.graph_type, options.namespaces, False, options.health, node))
+        points = [_point(traffic, part.nodes[node] if node in part else None) for traffic, part in series]
+        return {
+            "node": {"id": node, **graph.nodes[node]},
+            **neighbours(graph, node),
+            "series": points,
+        }
+
+    def edge_detail(self, source: str, target: str, window: float, options: GraphOptions) -> dict[str, Any]:
+        graph = self.graph(window, options)
+        if not graph.has_edge(source, target):
+            raise NotFound(
+                f"no edge {source!r} -> {target!r} in the {options.graph_type} graph of the last {window:g}s"
+            )
+        edges = [
+            {"id": edge_id(source, target, protocol), "source": source, "target": target, **attrs}
+            for protocol, attrs in sorted(graph.get_edge_data(source, target).items())
+        ]
+        series_options = GraphOptions(options.graph_type, options.namespaces, False, options.health, source)
+        series = {}
+        for protocol in (edge["protocol"] for edge in edges):
+            series[protocol] = [
+                _point(traffic, part.get_edge_data(source, target, protocol) if part.has_edge(source, target) else None)
+                for traffic, part in self._series(window, series_options)
+            ]
+        return {"edges": edges, "series": series}
+
+    def _series(self, window: float, options: GraphOptions) -> list[tuple[Traffic, nx.MultiDiGraph]]:
+        parts = self.source.traffic_series(window, self.points)
+        return [(traffic, build_graph(traffic, options, self.source_name)) for traffic in parts]
+
+
+def _point(traffic: Traffic, attrs: dict[str, Any] | None) -> dict[str, Any]:
+    point: dict[str, Any] = {"start": traffic.start, "end": traffic.end}
+    for name in _SERIES_FIGURES:
+        point[name] = attrs.get(name) if attrs else (None if name.startswith("p") else 0.0)
+    return point
+
+
+def summary(graph: nx.MultiDiGraph) -> dict[str, Any]:
+    """Totals for a summary bar: calls per second (each counted once), their success share, unhealthy nodes."""
+    requests = float(graph.graph.get("requests", 0.0))
+    errors = float(graph.graph.get("errors", 0.0))
+    seconds = max(float(graph.graph.get("window", 1.0)), 1e-9)
+    health = [state for _, state in graph.nodes(data="health")]
+    return {
+        "rps": requests / seconds,
+        "success_pct": 100.0 * (1 - errors / requests) if requests else None,
+        "nodes": graph.number_of_nodes(),
+        "edges": graph.number_of_edges(),
+        "nodes_degraded": health.count(DEGRADED),
+        "nodes_failing": health.count(FAILING),
+    }
