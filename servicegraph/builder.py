@@ -73,6 +73,7 @@ _REQ, _ERR, _4XX, _MTLS, _DUR, _RECEIVED, _SENT, _CONN = range(8)
 _BUCKET0 = 8
 _WIDTH = _BUCKET0 + N_BUCKETS
 
+_BREAKDOWNS = ("response_codes", "grpc_statuses", "response_flags")
 _NO_SERVICE = {UNKNOWN, PASSTHROUGH, BLACKHOLE, INBOUND_PASSTHROUGH}
 _VIRTUAL_PEERS = {"", UNKNOWN, "user"}
 
@@ -404,6 +405,13 @@ class _Builder:
                 source, target, key=protocol, protocol=protocol, origin=self.edge_origin[index],
                 health=state, idle=state == IDLE, **figures,
             )  # fmt: skip
+        node_breakdowns: dict[str, dict[str, dict[str, float]]] = {}
+        for index, (_, target, _) in enumerate(edges):
+            into = node_breakdowns.setdefault(target, {})
+            for name, counts in self.breakdowns.get(index, {}).items():
+                merged = into.setdefault(name, {})
+                for value, count in counts.items():
+                    merged[value] = merged.get(value, 0.0) + count
         node_in = _figures(inbound, seconds)
         node_out = _figures(outbound, seconds)
         for index, node in enumerate(node_ids):
@@ -416,6 +424,8 @@ class _Builder:
                 s for s in out_health.get(node, []) if s != IDLE
             ]
             state = worst(*states) if states else IDLE
+            breakdowns = node_breakdowns.get(node, {})
+            received.update({name: breakdowns.get(name, {}) for name in _BREAKDOWNS})
             graph.add_node(
                 node, **self.nodes[node], health=state, idle=state == IDLE, **received,
                 out_requests=sent["requests"], out_rps=sent["rps"], out_errors=sent["errors"],
@@ -425,7 +435,7 @@ class _Builder:
 
     def _breakdowns(self, edge: int) -> dict[str, dict[str, float]]:
         tables = self.breakdowns.get(edge, {})
-        return {name: dict(tables.get(name, {})) for name in ("response_codes", "grpc_statuses", "response_flags")}
+        return {name: dict(tables.get(name, {})) for name in _BREAKDOWNS}
 
 
 class _Counted:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from servicegraph.api.routes import create_app
 from servicegraph.api.server import GraphServer
 from servicegraph.config import GraphConfig
 from servicegraph.connector_metrics import ServiceGraphMetrics
 from servicegraph.durations import parse_duration
+from servicegraph.recent import EdgeRecents
 from servicegraph.service import GraphService
 from servicegraph.sources import GraphSource
 from servicegraph.sources.live import LiveSource
@@ -16,7 +18,8 @@ from servicegraph.spanpairs import SpanPairer
 from telemetry.exporters.prometheus.config import PrometheusConfig
 from telemetry.exporters.prometheus.istio_metrics import IstioMetrics
 from telemetry.exporters.prometheus.sink import PrometheusSink
-from telemetry.selfmetrics import SelfStats
+from telemetry.selfmetrics import IngestRates, SelfStats
+from telemetry.spans.correlation import RecentTraces
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,9 @@ class GraphRuntime:
     """``istio``: the metrics sink's aggregation to read; None when Prometheus export is off, and then
     ``metrics_sink`` is a non-serving sink the collector must add to its pipeline."""
 
-    def __init__(self, config: GraphConfig, stats: SelfStats, istio: IstioMetrics | None) -> None:
+    def __init__(
+        self, config: GraphConfig, stats: SelfStats, istio: IstioMetrics | None, recent_traces: RecentTraces | None = None
+    ) -> None:
         self.config = config
         self.metrics_sink: PrometheusSink | None = None
         if istio is None:
@@ -49,27 +54,51 @@ class GraphRuntime:
             self.live = LiveSource(
                 istio, self.span_metrics, windows, config.points_per_window, parse_duration(config.idle_expiry)
             )
-            self.live.on_tick.append(self.pairer.expire)
             source = self.live
             name = "live"
-        self.service = GraphService(source, name, config.points_per_window, cache_seconds=min(1.0, config.resolution))
+        self.rates = IngestRates(stats)
+        self.service = GraphService(
+            source,
+            name,
+            config.points_per_window,
+            cache_seconds=min(1.0, config.resolution),
+            recents=EdgeRecents(recent_traces) if recent_traces is not None else None,
+            status=self.rates.status,
+        )
         self.app = create_app(self.service, config.health, parse_duration(config.default_window))
         self.server = GraphServer(self.app, config.endpoint)
         self._stopped = False
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._run, name="graph-ticker", daemon=True)
 
     @property
     def port(self) -> int:
         return self.server.port
 
     def start(self) -> None:
-        if self.live is not None:
-            self.live.start(self.config.resolution)
+        self.tick()
+        self._ticker.start()
         self.server.start()
+
+    def tick(self) -> None:
+        """Expire unpaired spans, sample the collector's rates, cut the live windows."""
+        for step in (self.pairer.expire, self.rates.sample, self.live.tick if self.live is not None else None):
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception:
+                log.exception("graph tick step %s failed", getattr(step, "__qualname__", step))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.resolution):
+            self.tick()
 
     def shutdown(self) -> None:
         if self._stopped:
             return
         self._stopped = True
         self.server.shutdown()
-        if self.live is not None:
-            self.live.shutdown()
+        self._stop.set()
+        if self._ticker.is_alive():
+            self._ticker.join(timeout=5)

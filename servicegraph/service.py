@@ -18,6 +18,7 @@ import networkx as nx
 from servicegraph.builder import GraphOptions, build_graph, neighbours
 from servicegraph.graphjson import edge_id
 from servicegraph.model import DEGRADED, FAILING
+from servicegraph.recent import EdgeRecents
 from servicegraph.sources import GraphSource
 from servicegraph.traffic import Traffic
 
@@ -45,8 +46,12 @@ class GraphService:
         points: int = 12,
         cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        recents: EdgeRecents | None = None,
+        status: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self.source = source
+        self.recents = recents
+        self.status = status
         self.source_name = source_name
         self.points = points
         self._cache_seconds = cache_seconds
@@ -113,7 +118,17 @@ class GraphService:
                 _point(traffic, part.get_edge_data(source, target, protocol) if part.has_edge(source, target) else None)
                 for traffic, part in self._series(window, series_options)
             ]
-        return {"edges": edges, "series": series}
+        recent = (
+            self.recents.for_edge(graph.nodes[source], graph.nodes[target])
+            if self.recents is not None
+            else {"slowest": [], "failed": [], "failures": []}
+        )
+        return {
+            "edges": edges,
+            "series": series,
+            "traces": {"slowest": recent["slowest"], "failed": recent["failed"]},
+            "failures": recent["failures"],
+        }
 
     def _series(self, window: float, options: GraphOptions) -> list[tuple[Traffic, nx.MultiDiGraph]]:
         parts = self.source.traffic_series(window, self.points)

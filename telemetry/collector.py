@@ -59,7 +59,7 @@ class Collector:
             from servicegraph.runtime import GraphRuntime
 
             istio = self.metrics.metrics if self.metrics is not None else None
-            self.graph = GraphRuntime(config.graph, self.stats, istio)
+            self.graph = GraphRuntime(config.graph, self.stats, istio, self.recent_traces)
             if istio is None:
                 sinks.append(("graph", self.graph.metrics_sink))
             if self.metrics is not None:

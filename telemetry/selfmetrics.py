@@ -7,6 +7,8 @@ collector turns them into families at scrape time.
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -59,8 +61,49 @@ class SelfStats:
             return sum(self.parse_errors.values())
 
     def total_dropped(self) -> int:
+        """Everything dropped, counted here or by the components that count their own evictions."""
         with self._lock:
-            return sum(self.dropped.values())
+            counted = sum(self.dropped.values())
+            watched = list(self._drop_counts.values())
+        return counted + sum(count() for count in watched)
+
+    def total_received(self) -> int:
+        with self._lock:
+            return sum(self.records_received.values())
+
+
+class IngestRates:
+    """The collector's own health for a status bar: per-second rates over the last ``span`` seconds."""
+
+    def __init__(self, stats: SelfStats, span: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stats = stats
+        self._span = span
+        self._clock = clock
+        self._samples: deque[tuple[float, int, int, int]] = deque()
+        self._lock = threading.Lock()
+
+    def sample(self) -> None:
+        stats = self._stats
+        now = self._clock()
+        point = (now, stats.total_received(), stats.total_parse_errors(), stats.total_dropped())
+        with self._lock:
+            self._samples.append(point)
+            while len(self._samples) > 2 and now - self._samples[1][0] >= self._span:
+                self._samples.popleft()
+
+    def status(self) -> dict[str, float]:
+        self.sample()
+        with self._lock:
+            first, last = self._samples[0], self._samples[-1]
+        seconds = last[0] - first[0]
+
+        def rate(index: int) -> float:
+            return (last[index] - first[index]) / seconds if seconds > 0 else 0.0
+
+        return {
+            "records_per_s": rate(1), "parse_errors_per_s": rate(2), "drops_per_s": rate(3),
+            "records_total": last[1], "parse_errors_total": last[2], "dropped_total": last[3],
+        }  # fmt: skip
 
 
 class SelfStatsCollector(Collector):

@@ -89,6 +89,12 @@ def graph_blueprint(service: GraphService, health: HealthConfig, default_window:
     def health_check() -> Response:
         return _json({"status": "ok", "source": service.source_name})
 
+    @api.get("/api/status")
+    def status() -> Response:
+        if service.status is None:
+            return _error(404, "no collector runs in this process: its status is at the collector's own API")
+        return _json(service.status())
+
     return api
 
 

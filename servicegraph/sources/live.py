@@ -14,7 +14,6 @@ Rows that have not changed for ``idle_expiry`` seconds leave the graph.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -26,8 +25,6 @@ import numpy as np
 
 from servicegraph.traffic import HTTP_WIDTH, SPAN_WIDTH, TCP_WIDTH, Table, Traffic
 from telemetry.exporters.prometheus.istio_metrics import IstioMetrics
-
-log = logging.getLogger(__name__)
 
 _TABLES = ("http", "tcp", "spans")
 _WIDTHS = {"http": HTTP_WIDTH, "tcp": TCP_WIDTH, "spans": SPAN_WIDTH}
@@ -80,37 +77,12 @@ class LiveSource:
         self._last_active: dict[str, np.ndarray] = {name: np.zeros(0) for name in _TABLES}
         self._latest: _Tick | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.on_tick: list[Callable[[], None]] = []
 
     @property
     def windows(self) -> list[float]:
         return [ring.window for ring in self._rings]
 
-    # Ticking.
-
-    def start(self, resolution: float) -> None:
-        self.tick()
-        self._thread = threading.Thread(target=self._run, args=(resolution,), name="graph-ticker", daemon=True)
-        self._thread.start()
-
-    def _run(self, resolution: float) -> None:
-        while not self._stop.wait(resolution):
-            for callback in self.on_tick:
-                try:
-                    callback()
-                except Exception:
-                    log.exception("graph tick callback failed")
-            try:
-                self.tick()
-            except Exception:
-                log.exception("graph tick failed")
-
-    def shutdown(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    # Ticking: the owner calls tick() every few seconds (the graph runtime's ticker does).
 
     def tick(self, now: float | None = None) -> None:
         now = self._clock() if now is None else now

@@ -120,6 +120,7 @@ class _EdgeTraces:
     current: list[tuple[int, str, TraceRef]] = field(default_factory=list)
     previous: list[tuple[int, str, TraceRef]] = field(default_factory=list)
     failed: deque[TraceRef] = field(default_factory=deque)
+    failures: deque[Record] = field(default_factory=deque)  # failing Records, with or without a trace id
     seen_generation: int = 0
 
 
@@ -168,7 +169,10 @@ class RecentTraces:
             slowest, failed_max = self._slowest, self._failed
             for record in batch:
                 trace_id = record.trace_id
-                if not trace_id or (record.reporter != _SOURCE and record.source_workload != "unknown"):
+                if record.reporter != _SOURCE and record.source_workload != "unknown":
+                    continue
+                error = is_failure(record)
+                if not trace_id and not error:
                     continue
                 edge = Edge(record.source_workload, record.source_namespace, record.destination_service)
                 traces = edges.get(edge)
@@ -182,8 +186,14 @@ class RecentTraces:
                     traces.previous, traces.current = (traces.current if recent else []), []
                     traces.seen_generation = generation
                 last_seen[edge] = generation
+                if error:
+                    failures = traces.failures
+                    failures.append(record)
+                    if len(failures) > failed_max:
+                        failures.popleft()
+                    if not trace_id:
+                        continue
                 duration = record.duration_ms
-                error = is_failure(record)
                 heap = traces.current
                 if len(heap) < slowest or duration > heap[0][0]:
                     ref = TraceRef(trace_id, duration, error, record.response_code, record.start_time)
@@ -206,23 +216,26 @@ class RecentTraces:
     # -- queries --------------------------------------------------------------------------------------
 
     def query(self, source: tuple[str, str], destination: str) -> dict[str, list[dict[str, object]]]:
-        """``{"slowest": [...], "failed": [...]}`` for ``(workload, namespace) -> destination service``.
+        """``{"slowest": [...], "failed": [...], "failures": [...]}`` for ``(workload, namespace) -> service``.
 
-        Slowest first; failed newest first; one entry per trace id. Each entry is a dict of
-        trace_id, duration_ms, error, response_code, start_time.
+        Slowest first; failed newest first; one entry per trace id. Each trace entry is a dict of
+        trace_id, duration_ms, error, response_code, start_time. ``failures`` are the most recent failing
+        requests, newest first, as access-log-like lines (``line``) and their fields.
         """
         edge = Edge(source[0], source[1], destination)
         with self._lock:
             self._rotate()
             traces = self._edges.get(edge)
             if traces is None:
-                return {"slowest": [], "failed": []}
+                return {"slowest": [], "failed": [], "failures": []}
             age = self._generation - traces.seen_generation
             candidates = [ref for _, _, ref in traces.current] if age <= 1 else []
             if age == 0:
                 candidates += [ref for _, _, ref in traces.previous]
             failed = list(reversed(traces.failed))
+            failures = list(reversed(traces.failures))
         return {
+            "failures": [failure_line(record) for record in failures],
             "slowest": [ref.as_dict() for ref in _distinct(sorted(candidates, key=_slowest_first))[: self._slowest]],
             "failed": [ref.as_dict() for ref in _distinct(failed)],
         }
@@ -244,6 +257,22 @@ class RecentTraces:
             del self._edges[edge]
             del self._last_seen[edge]
         self.forgotten += len(stale)
+
+
+def failure_line(record: Record) -> dict[str, object]:
+    """A failing request as an access-log-like line and the fields a UI shows beside it."""
+    request = f'"{record.method} {record.path}"' if record.method else '"-"'
+    status = f"{record.response_code}" + (f" grpc-status={record.grpc_status}" if record.grpc_status else "")
+    line = (
+        f"[{record.start_time or '-'}] {request} {status} {record.response_flags} {record.duration_ms}ms "
+        f"{record.authority or '-'} {record.upstream_cluster or '-'} {record.destination_address or '-'}"
+        + (f" trace={record.trace_id}" if record.trace_id else "")
+    )
+    return {
+        "line": line, "start_time": record.start_time, "response_code": record.response_code,
+        "grpc_status": record.grpc_status, "response_flags": record.response_flags,
+        "duration_ms": record.duration_ms, "trace_id": record.trace_id, "reporter": record.reporter,
+    }  # fmt: skip
 
 
 def _slowest_first(ref: TraceRef) -> tuple[int, str]:

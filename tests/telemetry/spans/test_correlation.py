@@ -96,20 +96,42 @@ def test_recent_traces_keep_the_slowest_and_the_latest_failed_per_edge() -> None
     assert traces.query(("productpage-v1", "default"), "ratings.default.svc.cluster.local") == {
         "slowest": [],
         "failed": [],
+        "failures": [],
     }
-    assert traces.query(("reviews-v1", "default"), "reviews.default.svc.cluster.local") == {"slowest": [], "failed": []}
+    assert traces.query(("reviews-v1", "default"), "reviews.default.svc.cluster.local") == {
+        "slowest": [],
+        "failed": [],
+        "failures": [],
+    }
 
 
-def test_records_without_trace_ids_and_server_views_of_known_callers_are_ignored() -> None:
+def test_successes_without_trace_ids_and_server_views_of_known_callers_are_ignored() -> None:
     traces = RecentTraces(clock=_Clock())
     traces.consume(
         [
-            Record(reporter="source", source_workload="a", destination_service="b", duration_ms=5),
+            Record(reporter="source", source_workload="a", destination_service="b", response_code=200),
             _call(1, 10, reporter="destination"),
             _call(2, 10, reporter="destination", source="unknown"),  # a caller outside the mesh
         ]
     )
     assert traces.edges() == [("unknown", "default", "reviews.default.svc.cluster.local")]
+
+
+def test_recent_failing_requests_are_kept_as_lines_with_or_without_a_trace_id() -> None:
+    traces = RecentTraces(failed=2, clock=_Clock())
+    failing = Record(
+        reporter="source", source_workload="productpage-v1", source_namespace="default",
+        destination_service="reviews.default.svc.cluster.local", response_code=503, response_flags="UF",
+        method="GET", path="/reviews/1", authority="reviews:9080", start_time="2024-05-04T17:22:59.010Z",
+        duration_ms=3,
+    )  # fmt: skip
+    traces.consume([failing._replace(path=f"/reviews/{n}") for n in range(3)] + [failing._replace(response_code=200)])
+    failures = traces.query(("productpage-v1", "default"), "reviews.default.svc.cluster.local")["failures"]
+    assert [f["line"] for f in failures] == [
+        '[2024-05-04T17:22:59.010Z] "GET /reviews/2" 503 UF 3ms reviews:9080 - -',
+        '[2024-05-04T17:22:59.010Z] "GET /reviews/1" 503 UF 3ms reviews:9080 - -',
+    ]
+    assert failures[0]["trace_id"] == "" and failures[0]["response_flags"] == "UF"
 
 
 def test_edges_are_capped_with_drops_counted() -> None:
