@@ -63,14 +63,25 @@ def meshscope_process(args: list[str], log_path: Path) -> Iterator[subprocess.Po
 
 @contextmanager
 def prometheus(
-    binary: str, workdir: Path, scrape_targets: list[str], rule_files: list[str] | None = None
+    binary: str,
+    workdir: Path,
+    scrape_targets: list[str],
+    rule_files: list[str] | None = None,
+    jobs: dict[str, list[str]] | None = None,
 ) -> Iterator[str]:
-    """A real Prometheus on a free loopback port scraping ``scrape_targets`` every second; yields its URL."""
+    """A real Prometheus on a free loopback port scraping every second; yields its URL.
+
+    ``scrape_targets`` are scraped as job ``meshscope``; ``jobs`` adds more jobs, job name -> targets.
+    """
     port = free_port()
+    targets_by_job = {"meshscope": scrape_targets} if scrape_targets else {}
+    targets_by_job.update(jobs or {})
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": rule_files or [],
-        "scrape_configs": [{"job_name": "meshscope", "static_configs": [{"targets": scrape_targets}]}],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": targets}]} for job, targets in targets_by_job.items()
+        ],
     }
     config_path = workdir / "prometheus.yml"
     config_path.write_text(json.dumps(config))

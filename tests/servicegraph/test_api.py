@@ -12,11 +12,12 @@ from typing import Any
 import networkx as nx
 import pytest
 from graphdata import GRAPHS, records_of, spans_of
-from realparts import free_port
 
 from telemetry.collector import Collector
 from telemetry.config import Config
 from telemetry.confload import load_mapping
+
+from realparts import free_port
 
 
 @pytest.fixture(scope="module")
