@@ -79,6 +79,11 @@ _VIRTUAL_PEERS = {"", UNKNOWN, "user"}
 
 NodeSpec = tuple[str, dict[str, object]]
 
+# Label sets repeat from one build to the next (a live window's rows are the same series every second):
+# their paths are worked out once. Bounded: a full memo starts over.
+_PATHS: dict[tuple[str, str, tuple[str, ...]], tuple[list[NodeSpec], list[str], float, float]] = {}
+_MAX_PATHS = 500_000
+
 
 @dataclass(frozen=True)
 class GraphOptions:
@@ -132,6 +137,7 @@ class _Builder:
         self.mesh_pairs_by_name: set[tuple[str, str]] = set()
         self.mesh_destinations: set[str] = set()  # names of whatever received mesh traffic
         self._offset = 0
+        self._match_spans = False
         self.calls = np.zeros(2)  # requests and errors, each call once: on its first hop
 
     # Nodes, named per graph type.
@@ -180,6 +186,7 @@ class _Builder:
 
     def add_mesh(self, traffic: Traffic) -> None:
         http, tcp = traffic.http, traffic.tcp
+        self._match_spans = len(traffic.spans) > 0
         tables = (http, tcp)
         for table in tables:
             for key in table.keys:
@@ -199,29 +206,23 @@ class _Builder:
                 continue  # the cardinality cap's fold: no peers to draw
             if not self._wanted(key[2], key[13], key[7]):
                 continue
-            source = self._source_node(key[1], key[2], key[4], key[5])
-            path = [source, *self._destination_path(key)]
-            ids = [spec[0] for spec in path]
+            path, ids, failed, client_error = self._path_of(key, tcp)
             hops = counted.hops(key, ids)
             if self.options.node:
                 hops = [hop for hop in hops if self.options.node in hop[0]]
             if not hops:
                 continue
             first_hops.append(next((weight for hop, weight in hops if hop == (ids[0], ids[1])), 0.0))
-            drawn = {node for hop, _ in hops for node in hop}
-            for spec in path:
-                if spec[0] in drawn:
-                    self._node(spec)
-            self._remember_mesh_pair(key)
+            nodes = self.nodes
+            for hop, _ in hops:
+                for node in hop:
+                    if node not in nodes:
+                        nodes[node] = path[ids.index(node)][1]
+            if self._match_spans:
+                self._remember_mesh_pair(key)
             selected.append(row)
             hops_of_row.append(hops)
-            mtls = counted.mtls_share(key)
-            if tcp:
-                flags.append((0.0, 0.0, mtls))
-            else:
-                code = int(key[16]) if key[16].isdigit() else 0
-                failed = request_failed(key[15], code, key[17])
-                flags.append((float(failed), float(400 <= code < 500), mtls))
+            flags.append((failed, client_error, counted.mtls_share(key)))
         if not selected:
             return
         rows = values[selected]
@@ -256,6 +257,26 @@ class _Builder:
                     self._count_breakdown(edge, key, tcp, count * weight)
         self.contributions.append(matrix)
         self._offset += len(selected)
+
+    def _path_of(self, key: tuple[str, ...], tcp: bool) -> tuple[list[NodeSpec], list[str], float, float]:
+        """The row's path in this graph type and whether it failed; memoised, as rows repeat every build."""
+        served = ""
+        if self.options.graph_type == "service":
+            served = f"{self.served_by.get((key[2], key[1]), '')}|{self.served_by.get((key[7], key[6]), '')}"
+        memo_key = (self.options.graph_type, served, key)
+        memo = _PATHS.get(memo_key)
+        if memo is None:
+            path = [self._source_node(key[1], key[2], key[4], key[5]), *self._destination_path(key)]
+            failed = client_error = 0.0
+            if not tcp:
+                code = int(key[16]) if key[16].isdigit() else 0
+                failed = float(request_failed(key[15], code, key[17]))
+                client_error = float(400 <= code < 500)
+            memo = (path, [spec[0] for spec in path], failed, client_error)
+            if len(_PATHS) >= _MAX_PATHS:
+                _PATHS.clear()
+            _PATHS[memo_key] = memo
+        return memo
 
     def _count_breakdown(self, edge: int, key: tuple[str, ...], tcp: bool, count: float) -> None:
         tables = self.breakdowns.setdefault(edge, {})

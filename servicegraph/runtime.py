@@ -29,7 +29,11 @@ class GraphRuntime:
     ``metrics_sink`` is a non-serving sink the collector must add to its pipeline."""
 
     def __init__(
-        self, config: GraphConfig, stats: SelfStats, istio: IstioMetrics | None, recent_traces: RecentTraces | None = None
+        self,
+        config: GraphConfig,
+        stats: SelfStats,
+        istio: IstioMetrics | None,
+        recent_traces: RecentTraces | None = None,
     ) -> None:
         self.config = config
         self.metrics_sink: PrometheusSink | None = None
@@ -62,6 +66,7 @@ class GraphRuntime:
             name,
             config.points_per_window,
             cache_seconds=min(1.0, config.resolution),
+            stale_seconds=2 * config.resolution,
             recents=EdgeRecents(recent_traces) if recent_traces is not None else None,
             status=self.rates.status,
         )
@@ -81,8 +86,9 @@ class GraphRuntime:
         self.server.start()
 
     def tick(self) -> None:
-        """Expire unpaired spans, sample the collector's rates, cut the live windows."""
-        for step in (self.pairer.expire, self.rates.sample, self.live.tick if self.live is not None else None):
+        """Expire unpaired spans, sample the collector's rates, cut the live windows, rebuild the graphs in use."""
+        live_tick = self.live.tick if self.live is not None else None
+        for step in (self.pairer.expire, self.rates.sample, live_tick, self.service.refresh):
             if step is None:
                 continue
             try:

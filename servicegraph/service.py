@@ -7,6 +7,7 @@ the one build in progress instead of each starting their own.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from servicegraph.recent import EdgeRecents
 from servicegraph.sources import GraphSource
 from servicegraph.traffic import Traffic
 
+log = logging.getLogger(__name__)
+
 _SERIES_FIGURES = ("rps", "error_pct", "client_error_pct", "p50_ms", "p95_ms", "p99_ms", "bytes_sent_per_s",
                    "bytes_received_per_s")  # fmt: skip
 
@@ -32,13 +35,27 @@ class NotFound(LookupError):
 
 @dataclass
 class _Entry:
-    built: float
+    version: object  # the source's version it was built from
+    asked: float  # when it was last asked for
+    built: float  # when it was built
     graph: nx.MultiDiGraph | None = None
+    documents: dict[str, bytes] = field(default_factory=dict)  # serialised forms, each made on first request
+    renderers: dict[str, Callable[[nx.MultiDiGraph], bytes]] = field(default_factory=dict)
     ready: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
 
 
 class GraphService:
+    """Graphs per window and view, rebuilt only when the source has something new.
+
+    A source with a ``version`` (the live source: its last tick) changes only at ticks, so a graph and
+    its serialised documents are reused until the next tick; ``refresh()``, called right after a tick,
+    rebuilds the views asked for in the last ``keep_seconds`` so that requests find them ready. Other
+    sources (Prometheus) are re-read at most every ``cache_seconds``. With ``stale_seconds``, a request
+    arriving between a tick and the refresh it triggers gets the graph of the tick before (if it is no
+    older than that) rather than waiting for a build of its own.
+    """
+
     def __init__(
         self,
         source: GraphSource,
@@ -48,6 +65,8 @@ class GraphService:
         clock: Callable[[], float] = time.monotonic,
         recents: EdgeRecents | None = None,
         status: Callable[[], dict[str, float]] | None = None,
+        keep_seconds: float = 30.0,
+        stale_seconds: float = 0.0,
     ) -> None:
         self.source = source
         self.recents = recents
@@ -55,26 +74,69 @@ class GraphService:
         self.source_name = source_name
         self.points = points
         self._cache_seconds = cache_seconds
+        self._keep_seconds = keep_seconds
+        self._stale_seconds = stale_seconds
         self._clock = clock
         self._cache: dict[tuple[float, GraphOptions], _Entry] = {}
         self._lock = threading.Lock()
 
+    def _version(self) -> object:
+        version = getattr(self.source, "version", None)
+        return version if version is not None else int(self._clock() // self._cache_seconds)
+
     def graph(self, window: float, options: GraphOptions, end: float | None = None) -> nx.MultiDiGraph:
         if end is not None:
             return build_graph(self.source.traffic(window, end), options, self.source_name)
-        key = (window, options)
+        entry = self._entry((window, options))
+        assert entry.graph is not None
+        return entry.graph
+
+    def document(
+        self, window: float, options: GraphOptions, form: str, render: Callable[[nx.MultiDiGraph], bytes]
+    ) -> bytes:
+        """The graph serialised by ``render``, made once per graph and form."""
+        entry = self._entry((window, options))
+        document = entry.documents.get(form)
+        if document is None:
+            assert entry.graph is not None
+            entry.renderers[form] = render
+            document = entry.documents[form] = render(entry.graph)
+        return document
+
+    def refresh(self) -> None:
+        """Rebuild what was asked for recently and is out of date (the ticker calls this after a tick)."""
+        now = self._clock()
+        with self._lock:
+            for key in [key for key, entry in self._cache.items() if now - entry.asked > self._keep_seconds]:
+                del self._cache[key]
+            wanted = [(key, entry) for key, entry in self._cache.items()]
+        version = self._version()
+        for key, previous in wanted:
+            if previous.version == version:
+                continue
+            try:
+                self._entry(key, asked=previous.asked)
+                for form, render in previous.renderers.items():
+                    self.document(key[0], key[1], form, render)
+            except Exception:
+                log.exception("refreshing the %s graph of %gs failed", key[1].graph_type, key[0])
+
+    def _entry(self, key: tuple[float, GraphOptions], asked: float | None = None) -> _Entry:
+        version = self._version()
         now = self._clock()
         with self._lock:
             entry = self._cache.get(key)
-            owner = entry is None or now - entry.built > self._cache_seconds
+            owner = entry is None or (entry.version != version and entry.ready.is_set())
+            if owner and asked is None and entry is not None and entry.error is None:
+                owner = now - entry.built > self._stale_seconds
             if owner:
-                entry = self._cache[key] = _Entry(now)
-                for stale in [k for k, e in self._cache.items() if now - e.built > 60 * self._cache_seconds]:
-                    del self._cache[stale]
+                entry = self._cache[key] = _Entry(version, now if asked is None else asked, now)
+            elif asked is None:
+                entry.asked = now
         assert entry is not None
         if owner:
             try:
-                entry.graph = build_graph(self.source.traffic(window), options, self.source_name)
+                entry.graph = build_graph(self.source.traffic(key[0]), key[1], self.source_name)
             except Exception as error:
                 entry.error = error
                 with self._lock:
@@ -86,8 +148,7 @@ class GraphService:
             entry.ready.wait()
         if entry.error is not None:
             raise entry.error
-        assert entry.graph is not None
-        return entry.graph
+        return entry
 
     def node_detail(self, node: str, window: float, options: GraphOptions) -> dict[str, Any]:
         graph = self.graph(window, options)

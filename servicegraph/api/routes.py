@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+import networkx as nx
 import orjson
 from flask import Blueprint, Flask, Response, request
 
 from servicegraph.api.params import BadRequest, options_of, window_of
+from servicegraph.builder import GraphOptions
+from servicegraph.exports import to_cytoscape, to_dot, to_graphml
 from servicegraph.graphjson import to_json
 from servicegraph.health import HealthConfig
 from servicegraph.service import GraphService, NotFound, summary
@@ -25,12 +29,26 @@ def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status)
 
 
+def _json_document(built: nx.MultiDiGraph) -> bytes:
+    return orjson.dumps({**to_json(built), "summary": summary(built)})
+
+
+def _cytoscape_document(built: nx.MultiDiGraph) -> bytes:
+    return orjson.dumps({**built.graph, "summary": summary(built), "elements": to_cytoscape(built)})
+
+
+_DOCUMENTS: dict[str, Callable[[nx.MultiDiGraph], bytes]] = {"json": _json_document, "cytoscape": _cytoscape_document}
+
+
 def graph_blueprint(service: GraphService, health: HealthConfig, default_window: float) -> Blueprint:
     api = Blueprint("graph_api", __name__)
 
-    def current_graph():  # type: ignore[no-untyped-def]
-        window = window_of(request.args, default_window)
-        return service.graph(window, options_of(request.args, health))
+    def current() -> tuple[float, GraphOptions]:
+        return window_of(request.args, default_window), options_of(request.args, health)
+
+    def serve(form: str, render: Callable[[nx.MultiDiGraph], bytes], mimetype: str) -> Response:
+        window, options = current()
+        return Response(service.document(window, options, form, render), mimetype=mimetype)
 
     @api.errorhandler(BadRequest)
     def bad_request(error: BadRequest) -> Response:
@@ -42,27 +60,18 @@ def graph_blueprint(service: GraphService, health: HealthConfig, default_window:
 
     @api.get("/api/graph")
     def graph() -> Response:
-        built = current_graph()
         fmt = request.args.get("format", "json")
-        if fmt == "cytoscape":
-            from servicegraph.exports import to_cytoscape
-
-            return _json({**built.graph, "summary": summary(built), "elements": to_cytoscape(built)})
-        if fmt != "json":
+        if fmt not in _DOCUMENTS:
             raise BadRequest(f"format: expected json or cytoscape, got {fmt!r}")
-        return _json({**to_json(built), "summary": summary(built)})
+        return serve(fmt, _DOCUMENTS[fmt], "application/json")
 
     @api.get("/api/graph.dot")
     def graph_dot() -> Response:
-        from servicegraph.exports import to_dot
-
-        return Response(to_dot(current_graph()), mimetype="text/vnd.graphviz")
+        return serve("dot", lambda built: to_dot(built).encode(), "text/vnd.graphviz")
 
     @api.get("/api/graph.graphml")
     def graph_graphml() -> Response:
-        from servicegraph.exports import to_graphml
-
-        return Response(to_graphml(current_graph()), mimetype="application/graphml+xml")
+        return serve("graphml", to_graphml, "application/graphml+xml")
 
     @api.get("/api/node/<node>")
     def node(node: str) -> Response:
@@ -110,7 +119,6 @@ def _ago(raw: str | None, name: str, default: float) -> float:
 def legacy_blueprint(service: GraphService, health: HealthConfig) -> Blueprint:
     """Istio's old servicegraph addon paths: /graph, /d3graph, /dotgraph, /dotviz, as that addon shaped them."""
     from servicegraph import legacy
-    from servicegraph.builder import GraphOptions
 
     api = Blueprint("legacy_graph", __name__)
 

@@ -79,6 +79,12 @@ class LiveSource:
         self._lock = threading.Lock()
 
     @property
+    def version(self) -> float:
+        """Changes at every tick, and only then: what the windows read is fixed in between."""
+        latest = self._latest
+        return latest.time if latest is not None else 0.0
+
+    @property
     def windows(self) -> list[float]:
         return [ring.window for ring in self._rings]
 
