@@ -58,4 +58,6 @@ def _serves(host: str, node: dict[str, Any]) -> bool:
         return False
     name, _, rest = host.partition(".")
     namespace = rest.partition(".")[0]
-    return (host == service or name == service) and (not namespace or not node.get("namespace") or namespace == node["namespace"])
+    return (host == service or name == service) and (
+        not namespace or not node.get("namespace") or namespace == node["namespace"]
+    )

@@ -74,7 +74,9 @@ def test_the_graph_has_every_figure_on_every_node_and_edge(api: str) -> None:
                "response_flags", "grpc_statuses", "bytes_sent_per_s", "bytes_received_per_s", "health", "idle"}  # fmt: skip
     assert graph["edges"] and all(figures <= set(edge) for edge in graph["edges"])
     assert graph["nodes"] and all(figures <= set(node) for node in graph["nodes"])
-    details = next(e for e in graph["edges"] if e["id"] == "workload:default:productpage-v1->service:default:details:http")
+    details = next(
+        e for e in graph["edges"] if e["id"] == "workload:default:productpage-v1->service:default:details:http"
+    )
     assert details["health"] == "failing" and details["response_codes"] == {"200": 80.0, "500": 40.0}
     assert graph["summary"]["nodes_failing"] >= 1 and 0 < graph["summary"]["success_pct"] < 100
 
