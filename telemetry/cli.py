@@ -73,6 +73,11 @@ def _addresses(collector: object) -> list[str]:
                 )  # type: ignore[attr-defined]
         elif name == "zipkin":
             lines.append(f"  Zipkin       http://{host(config.receivers.zipkin.endpoint)}:{receiver.port}/api/v2/spans")  # type: ignore[attr-defined]
+    if collector.graph is not None:
+        lines.append(
+            f"  graph & UI   http://{host(config.graph.endpoint)}:{collector.graph.port}/ "
+            f"(API: /api/graph, source: {collector.graph.service.source_name})"
+        )
     for name, _ in collector.traces._exporters:
         lines.append(f"  exporting    traces to {name}")
     return lines
@@ -95,7 +100,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("meshscope collector running (Ctrl-C to stop):", flush=True)
         print("\n".join(_addresses(collector)), flush=True)
 
-    run_until_signalled(collector, started)
+    try:
+        run_until_signalled(collector, started)
+    except OSError as error:
+        print(f"meshscope: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -84,6 +84,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     try:
         run_until_signalled(collector, started, args.duration, stop_mesh)
+    except OSError as error:
+        print(f"meshscope demo: {error}", file=sys.stderr)
+        return 1
     finally:
         if args.log_dir is None:
             # A folder the demo made for itself goes with it; one the user named stays.

@@ -36,6 +36,7 @@ def test_access_log_records_get_the_trace_id_of_the_span_with_their_request_id()
                 "zipkin": {"enabled": False},
             },
             "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"}},
+            "graph": {"endpoint": "127.0.0.1:0"},
         },
         {},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ EPHEMERAL_RECEIVERS = {
     "MESHSCOPE_RECEIVERS__OTLP__GRPC__ENDPOINT": "127.0.0.1:0",
     "MESHSCOPE_RECEIVERS__OTLP__HTTP__ENDPOINT": "127.0.0.1:0",
     "MESHSCOPE_RECEIVERS__ZIPKIN__ENDPOINT": "127.0.0.1:0",
+    "MESHSCOPE_GRAPH__ENDPOINT": "127.0.0.1:0",
 }
 
 
@@ -28,8 +30,9 @@ def _sample_total(text: str, metric: str, *labels: str) -> float:
 
 
 def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, **EPHEMERAL_RECEIVERS, "MESHSCOPE_EXPORTERS__PROMETHEUS__ENDPOINT": f"127.0.0.1:{port}"}
+    port, graph_port = free_port(), free_port()
+    env = {**os.environ, **EPHEMERAL_RECEIVERS, "MESHSCOPE_EXPORTERS__PROMETHEUS__ENDPOINT": f"127.0.0.1:{port}",
+           "MESHSCOPE_GRAPH__ENDPOINT": f"127.0.0.1:{graph_port}"}  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "telemetry.cli", "demo", "--duration", "12", "--rate", "60", "--no-browser",
          "--log-dir", str(tmp_path)],
@@ -75,6 +78,19 @@ def test_demo_serves_istio_metrics_from_files_and_als_with_the_default_faults(tm
             _sample_total(text, "istio_tcp_connections_opened_total", 'destination_service_name="PassthroughCluster"')
             > 0
         )
+        # The live graph of the same traffic, and the span pairs' metrics beside Istio's.
+        # It reads the counters every graph.resolution seconds (2 s): wait for a read after the traffic.
+        expected = {("app:default:productpage", "service:default:reviews"),
+                    ("app:default:reviews", "service:default:ratings"), ("service:default:reviews", "app:default:reviews")}  # fmt: skip
+
+        def app_graph() -> dict:  # type: ignore[type-arg]
+            graph = json.loads(http_get(f"http://127.0.0.1:{graph_port}/api/graph?window=1m&graph_type=app"))
+            return graph if expected <= {(edge["source"], edge["target"]) for edge in graph["edges"]} else {}
+
+        graph = wait_for(app_graph, timeout=15, interval=0.5, what="the Bookinfo edges in the live graph")
+        ratings = next(e for e in graph["edges"] if e["id"] == "app:default:reviews->service:default:ratings:http")
+        assert ratings["error_pct"] > 0 and ratings["response_codes"].get("503", 0) > 0
+        assert "traces_service_graph_request_total" in text
     finally:
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
@@ -105,6 +121,7 @@ def test_run_without_a_config_starts_every_receiver(tmp_path: Path) -> None:
         r"OTLP HTTP +http://127\.0\.0\.1:\d+/v1/traces", output
     )
     assert re.search(r"Zipkin +http://127\.0\.0\.1:\d+/api/v2/spans", output)
+    assert re.search(r"graph & UI +http://127\.0\.0\.1:\d+/ ", output)
 
 
 def test_run_reports_config_errors_instead_of_starting(tmp_path: Path) -> None:

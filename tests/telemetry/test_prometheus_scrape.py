@@ -27,6 +27,7 @@ def _collector_config(tmp_path: Path, metrics_port: int) -> Path:
             "zipkin": {"endpoint": "127.0.0.1:0"},
         },
         "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{metrics_port}"}},
+        "graph": {"endpoint": "127.0.0.1:0"},
     }
     path = tmp_path / "meshscope.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -87,6 +87,7 @@ def test_spans_are_passed_to_jaeger_unchanged_and_proxy_spans_become_istio_metri
             "prometheus": {"endpoint": f"127.0.0.1:{metrics_port}"},
             "otlp": {"enabled": True, "endpoint": f"127.0.0.1:{jaeger_port}", "protocol": "grpc", "batch_timeout": 0.1},
         },
+        "graph": {"endpoint": "127.0.0.1:0"},
     }
     config_path = tmp_path / "meshscope.yaml"
     config_path.write_text(yaml.safe_dump(config))
