@@ -4,8 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# System packages the tests use for real: Prometheus and promtool (later: chromium, docker-compose).
-DEBIAN_PACKAGES := prometheus
+# System packages the tests use for real: Prometheus and promtool, headless Chromium and its WebDriver.
+DEBIAN_PACKAGES := prometheus chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-test system-packages bench clean
