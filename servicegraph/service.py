@@ -25,6 +25,8 @@ from servicegraph.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
+_REBUILD_FACTOR = 5.0
+
 _SERIES_FIGURES = ("rps", "error_pct", "client_error_pct", "p50_ms", "p95_ms", "p99_ms", "bytes_sent_per_s",
                    "bytes_received_per_s")  # fmt: skip
 
@@ -38,6 +40,7 @@ class _Entry:
     version: object  # the source's version it was built from
     asked: float  # when it was last asked for
     built: float  # when it was built
+    build_seconds: float = 0.0  # how long building it took
     graph: nx.MultiDiGraph | None = None
     documents: dict[str, bytes] = field(default_factory=dict)  # serialised forms, each made on first request
     renderers: dict[str, Callable[[nx.MultiDiGraph], bytes]] = field(default_factory=dict)
@@ -53,7 +56,8 @@ class GraphService:
     rebuilds the views asked for in the last ``keep_seconds`` so that requests find them ready. Other
     sources (Prometheus) are re-read at most every ``cache_seconds``. With ``stale_seconds``, a request
     arriving between a tick and the refresh it triggers gets the graph of the tick before (if it is no
-    older than that) rather than waiting for a build of its own.
+    older than that) rather than waiting for a build of its own. A graph whose build takes long is
+    refreshed at most every five build-times, so rebuilding never takes more than about a fifth of a core.
     """
 
     def __init__(
@@ -112,7 +116,8 @@ class GraphService:
             wanted = [(key, entry) for key, entry in self._cache.items()]
         version = self._version()
         for key, previous in wanted:
-            if previous.version == version:
+            # A big graph is rebuilt at most every few build-times: rebuilds take at most ~1/5 of a core.
+            if previous.version == version or now - previous.built < _REBUILD_FACTOR * previous.build_seconds:
                 continue
             try:
                 self._entry(key, asked=previous.asked)
@@ -128,7 +133,8 @@ class GraphService:
             entry = self._cache.get(key)
             owner = entry is None or (entry.version != version and entry.ready.is_set())
             if owner and asked is None and entry is not None and entry.error is None:
-                owner = now - entry.built > self._stale_seconds
+                stale_limit = max(self._stale_seconds, (_REBUILD_FACTOR + 1) * entry.build_seconds)
+                owner = self._stale_seconds <= 0 or now - entry.built > stale_limit
             if owner:
                 entry = self._cache[key] = _Entry(version, now if asked is None else asked, now)
             elif asked is None:
@@ -136,7 +142,9 @@ class GraphService:
         assert entry is not None
         if owner:
             try:
+                started = time.perf_counter()
                 entry.graph = build_graph(self.source.traffic(key[0]), key[1], self.source_name)
+                entry.build_seconds = time.perf_counter() - started
             except Exception as error:
                 entry.error = error
                 with self._lock:
