@@ -29,7 +29,6 @@ from servicegraph.model import (
     DATABASE,
     EXTERNAL,
     GATEWAY,
-    HEALTHY,
     IDLE,
     MESSAGING,
     ORIGIN_MESH,
@@ -584,21 +583,5 @@ def _unknown() -> NodeSpec:
     }  # fmt: skip
 
 
-def node_health_summary(graph: nx.MultiDiGraph) -> dict[str, int]:
-    counts = {state: 0 for state in (HEALTHY, "degraded", "failing", IDLE)}
-    for _, state in graph.nodes(data="health"):
-        counts[state] = counts.get(state, 0) + 1
-    return counts
-
-
-def namespaces_of(graph: nx.MultiDiGraph) -> list[str]:
-    return sorted({str(ns) for _, ns in graph.nodes(data="namespace") if ns})
-
-
 def neighbours(graph: nx.MultiDiGraph, node: str) -> dict[str, list[str]]:
     return {"inbound": sorted(set(graph.predecessors(node))), "outbound": sorted(set(graph.successors(node)))}
-
-
-def edges_between(graph: nx.MultiDiGraph, source: str, target: str) -> Iterable[dict[str, object]]:
-    data = graph.get_edge_data(source, target) or {}
-    return [dict(attrs, source=source, target=target) for attrs in data.values()]
