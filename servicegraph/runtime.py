@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from servicegraph.api.routes import create_app
 from servicegraph.api.server import GraphServer
@@ -24,6 +28,27 @@ from telemetry.spans.correlation import RecentTraces
 log = logging.getLogger(__name__)
 
 
+class GraphSelfMetrics(Collector):
+    """The graph's own size: series its windows track, spans waiting for a partner."""
+
+    def __init__(self, runtime: GraphRuntime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        runtime = self._runtime
+        if runtime.live is not None:
+            series = GaugeMetricFamily(
+                "meshscope_graph_series", "Label sets the live graph's windows track, by table.", labels=["table"]
+            )
+            for table, count in sorted(runtime.live.series_counts().items()):
+                series.add_metric([table], count)
+            yield series
+        yield GaugeMetricFamily(
+            "meshscope_span_pairs_waiting", "Spans waiting in the pairing store for their partner.",
+            value=runtime.pairer.waiting,
+        )  # fmt: skip
+
+
 class GraphRuntime:
     """``istio``: the metrics sink's aggregation to read; None when Prometheus export is off, and then
     ``metrics_sink`` is a non-serving sink the collector must add to its pipeline."""
@@ -41,6 +66,7 @@ class GraphRuntime:
             self.metrics_sink = PrometheusSink(PrometheusConfig(), stats, serve=False)
             istio = self.metrics_sink.metrics
         self.span_metrics = ServiceGraphMetrics(config.max_span_pair_series)
+        self.self_metrics = GraphSelfMetrics(self)
         self.pairer = SpanPairer(config.span_pairing, self.span_metrics)
         stats.watch_drops("span_pairs", "store_full", lambda: self.span_metrics.dropped)
         stats.watch_drops("span_pairs", "series_limit", lambda: self.span_metrics.overflowed)

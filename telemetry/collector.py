@@ -64,6 +64,7 @@ class Collector:
                 sinks.append(("graph", self.graph.metrics_sink))
             if self.metrics is not None:
                 self.metrics.registry.register(self.graph.span_metrics)
+                self.metrics.registry.register(self.graph.self_metrics)
             span_sinks.append(("span_pairs", self.graph.pairer))
         self.pipeline = Pipeline(
             sinks,

@@ -84,6 +84,10 @@ class LiveSource:
         latest = self._latest
         return latest.time if latest is not None else 0.0
 
+    def series_counts(self) -> dict[str, int]:
+        """Label sets per table the windows track (the graph's size in series)."""
+        return {name: len(keys) for name, keys in self._keys.items()}
+
     @property
     def windows(self) -> list[float]:
         return [ring.window for ring in self._rings]

@@ -21,7 +21,7 @@ from realparts import free_port
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[str]:
+def collector() -> Iterator[Collector]:
     config = load_mapping(
         Config,
         {
@@ -47,9 +47,15 @@ def api() -> Iterator[str]:
         collector.pipeline.flush(5)
         collector.graph.pairer.expire(now=float("inf"))
         collector.graph.tick()
-        yield f"http://127.0.0.1:{collector.graph.port}"
+        yield collector
     finally:
         collector.shutdown()
+
+
+@pytest.fixture(scope="module")
+def api(collector: Collector) -> str:
+    assert collector.graph is not None
+    return f"http://127.0.0.1:{collector.graph.port}"
 
 
 def get(url: str) -> tuple[int, str, bytes]:
@@ -153,6 +159,13 @@ def test_the_legacy_servicegraph_endpoints_answer_in_their_shapes(api: str) -> N
 def test_diff_of_the_graph_with_itself_is_empty(api: str) -> None:
     diff = get_json(f"{api}/api/graph/diff?window=1h&from=now&to=now")
     assert diff["edges_added"] == [] and diff["edges_removed"] == [] and diff["edges_changed"] == []
+
+
+def test_the_metrics_endpoint_carries_the_connector_and_graph_metrics(api: str, collector: Collector) -> None:
+    assert collector.metrics is not None
+    text = get(f"http://127.0.0.1:{collector.metrics.port}/metrics")[2].decode()
+    assert 'traces_service_graph_request_total{client="web",client_k8s_namespace_name="shop"' in text
+    assert 'meshscope_graph_series{table="http"} ' in text and "meshscope_span_pairs_waiting 0.0" in text
 
 
 def test_status_reports_the_collectors_own_health(api: str) -> None:
