@@ -203,6 +203,7 @@ class _Builder:
         for row, key in enumerate(keys):
             if key[1] == OVERFLOW:
                 continue  # the cardinality cap's fold: no peers to draw
+            key = counted.as_client_named(key)
             if not self._wanted(key[2], key[13], key[7]):
                 continue
             path, ids, failed, client_error = self._path_of(key, tcp)
@@ -477,6 +478,9 @@ class _Counted:
 
     def __init__(self, tables: Iterable[Table]) -> None:
         self.client_reported: set[tuple[str, str, str, str]] = set()
+        # Caller -> serving workload -> the service the client side called, for server sides that name
+        # the service otherwise (from :authority, where there was no mesh SNI to read it from).
+        self.client_service: dict[tuple[str, str, str, str, str], tuple[str, str, str]] = {}
         self.server_reported_services: set[tuple[str, str]] = set()
         client_total: dict[tuple[str, str], float] = {}
         attributed: dict[tuple[str, str], float] = {}
@@ -488,16 +492,19 @@ class _Counted:
         for key, count in rows:
             if key[0] == "source":
                 self.client_reported.add((key[1], key[2], key[11], key[15]))
+                if key[6] != UNKNOWN:
+                    self.client_service[(key[1], key[2], key[6], key[7], key[15])] = (key[11], key[12], key[13])
                 client_total[(key[11], key[15])] = client_total.get((key[11], key[15]), 0.0) + count
         for key, count in rows:
             if key[0] == "source":
                 continue
+            key = self.as_client_named(key)
             service = (key[11], key[15])
             self.server_reported_services.add(service)
             caller = (key[1], key[2], key[11], key[15])
             if key[1] == UNKNOWN:
                 unknown[service] = unknown.get(service, 0.0) + count
-            elif caller in self.client_reported:
+            elif self._reported_by_client(key):
                 attributed[service] = attributed.get(service, 0.0) + count
             share = mtls.setdefault(caller, [0.0, 0.0])
             share[0] += count if key[14] == "mutual_tls" else 0.0
@@ -521,10 +528,28 @@ class _Counted:
         if key[1] == UNKNOWN:
             share = self._unknown_share.get(service, 1.0)
         else:
-            share = 0.0 if (key[1], key[2], key[11], key[15]) in self.client_reported else 1.0
+            share = 0.0 if self._reported_by_client(key) else 1.0
         if share > 0:
             hops.insert(0, (first, share))
         return hops
+
+    def _reported_by_client(self, key: tuple[str, ...]) -> bool:
+        return (key[1], key[2], key[11], key[15]) in self.client_reported or (
+            key[1],
+            key[2],
+            key[6],
+            key[7],
+            key[15],
+        ) in self.client_service
+
+    def as_client_named(self, key: tuple[str, ...]) -> tuple[str, ...]:
+        """A server side's row, its service named as the client side named it (when they differ)."""
+        if key[0] == "source":
+            return key
+        service = self.client_service.get((key[1], key[2], key[6], key[7], key[15]))
+        if service is None or service == key[11:14]:
+            return key
+        return key[:11] + service + key[14:]
 
     def mtls_share(self, key: tuple[str, ...]) -> float:
         if key[0] != "source":

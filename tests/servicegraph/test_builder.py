@@ -150,3 +150,17 @@ def test_idle_edges_are_shown_or_hidden() -> None:
     hidden = build_graph(silent, GraphOptions(hide_idle=True))
     assert "gateway:istio-system:istio-ingressgateway" not in hidden
     assert not [e for _, _, e in hidden.edges(data=True) if e["idle"]]
+
+
+def test_a_server_side_naming_the_service_by_its_authority_joins_the_client_sides_service() -> None:
+    traffic = case_traffic("bookinfo")
+    # productpage's proxy saw the gateway's calls without a mesh SNI and named the service by :authority.
+    renamed = [
+        key[:11] + ("bookinfo.example.com", "bookinfo.example.com", "default") + key[14:]
+        if key[0] == "destination" and key[12] == "productpage" else key
+        for key in traffic.http.keys
+    ]  # fmt: skip
+    graph = build_graph(Traffic(Table(renamed, traffic.http.values), traffic.tcp, traffic.spans, 0, 100))
+    assert "service:default:bookinfo.example.com" not in graph
+    assert edge(graph, "service:default:productpage", "workload:default:productpage-v1", "http")["requests"] == 100
+    assert graph.graph["requests"] == 406
