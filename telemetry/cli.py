@@ -25,6 +25,7 @@ examples:
   meshscope ingest access.log --metrics-out metrics.prom --graph-out graph.json
   meshscope run --graph-source prometheus=http://prometheus:9090   graph what Prometheus holds
   meshscope graph diff before.json after.json   edges added, removed, or worse
+  meshscope dashboards export grafana/    Grafana dashboards (JSON) and Prometheus rules
 
 Environment variables MESHSCOPE_<SECTION>__<KEY> override config keys, for example
 MESHSCOPE_EXPORTERS__PROMETHEUS__ENDPOINT=0.0.0.0:9464."""
@@ -196,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     from servicegraph import diff_command
 
     diff_command.add_parser(graph_commands).set_defaults(func=diff_command.run)
+
+    from dashboards import command as dashboards_command
+
+    dashboards_command.add_parser(commands).set_defaults(func=dashboards_command.run)
 
     check = commands.add_parser(
         "check-config", help="validate a config file", description="Print OK, or each error with its key's path."
