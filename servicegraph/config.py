@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from servicegraph.durations import parse_duration
+from servicegraph.durations import duration_errors, parse_duration
 from servicegraph.health import HealthConfig
 from servicegraph.spanpairs import SpanPairingConfig
+from servicegraph.ui.settings import UiSettings
 from telemetry.endpoints import split_endpoint
 
 LIVE = "live"
@@ -27,6 +28,8 @@ class GraphConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     span_pairing: SpanPairingConfig = field(default_factory=SpanPairingConfig)
     max_span_pair_series: int = 10_000
+    ui: UiSettings = field(default_factory=UiSettings)  # the web page on the same endpoint
+    ui_enabled: bool = True
 
     def validate(self) -> list[str]:
         errors = []
@@ -37,18 +40,24 @@ class GraphConfig:
         if self.source != LIVE and not (self.source.startswith(PROMETHEUS_PREFIX) and len(self.source) > 11):
             errors.append(f"source: expected 'live' or 'prometheus=URL', got {self.source!r}")
         for position, window in enumerate(self.windows):
-            errors.extend(_duration_error(window, f"windows[{position}]"))
+            errors.extend(duration_errors(window, f"windows[{position}]"))
         if not self.windows:
             errors.append("windows: at least one window is needed")
-        errors.extend(_duration_error(self.default_window, "default_window"))
-        errors.extend(_duration_error(self.idle_expiry, "idle_expiry"))
+        errors.extend(duration_errors(self.default_window, "default_window"))
+        errors.extend(duration_errors(self.idle_expiry, "idle_expiry"))
         if self.points_per_window < 2:
             errors.append("points_per_window: must be at least 2")
         if not self.resolution > 0:
             errors.append("resolution: must be positive")
         if self.max_span_pair_series < 1:
             errors.append("max_span_pair_series: must be at least 1")
+        # The UI's windows are the graph's: one place to set them.
+        if self.ui.windows != UiSettings().windows or self.ui.default_window != UiSettings().default_window:
+            errors.append("ui.windows, ui.default_window: set graph.windows and graph.default_window instead")
         return errors
+
+    def ui_settings(self) -> UiSettings:
+        return replace(self.ui, windows=list(self.windows), default_window=self.default_window)
 
     @property
     def window_seconds(self) -> list[float]:
@@ -57,11 +66,3 @@ class GraphConfig:
     @property
     def prometheus_url(self) -> str:
         return self.source[len(PROMETHEUS_PREFIX) :] if self.source.startswith(PROMETHEUS_PREFIX) else ""
-
-
-def _duration_error(value: str, key: str) -> list[str]:
-    try:
-        parse_duration(value, key)
-    except ValueError as error:
-        return [str(error)]
-    return []

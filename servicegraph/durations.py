@@ -36,3 +36,12 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def duration_errors(value: str, key: str) -> list[str]:
+    """A config check: [] for a good duration, else the one message naming ``key``."""
+    try:
+        parse_duration(value, key)
+    except ValueError as error:
+        return [str(error)]
+    return []

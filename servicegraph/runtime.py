@@ -97,6 +97,11 @@ class GraphRuntime:
             status=self.rates.status,
         )
         self.app = create_app(self.service, config.health, parse_duration(config.default_window))
+        if config.ui_enabled:
+            from servicegraph.ui.app import attach_ui
+            from servicegraph.ui.backend import LocalBackend
+
+            attach_ui(self.app, LocalBackend(self.app), config.ui_settings())
         self.server = GraphServer(self.app, config.endpoint)
         self._stopped = False
         self._stop = threading.Event()

@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     diff_command.add_parser(graph_commands).set_defaults(func=diff_command.run)
 
+    from servicegraph.ui import command as ui_command
+
+    ui_command.add_parser(commands).set_defaults(func=ui_command.run)
+
     from dashboards import command as dashboards_command
 
     dashboards_command.add_parser(commands).set_defaults(func=dashboards_command.run)

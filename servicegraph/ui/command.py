@@ -1,0 +1,205 @@
+"""``meshscope ui``: the web UI on its own, over any meshscope API or straight over a Prometheus."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+PROMETHEUS_PREFIX = "prometheus="
+# UiSettings keys -> the flags that set them, so errors name what the user typed.
+_FLAGS = {
+    "jaeger_url": "--jaeger-url",
+    "zipkin_url": "--zipkin-url",
+    "grafana_url": "--grafana-url",
+    "default_window": "--window",
+    "refresh_seconds": "--refresh",
+}
+
+DESCRIPTION = """\
+Serve the live service graph page over a source of graphs:
+  http://HOST:PORT         a meshscope graph API (a collector's, or `meshscope demo`'s)
+  prometheus=http://...    any Prometheus holding Istio's standard metrics; the page then serves
+                           its own graph API (/api/...) over it too"""
+
+
+class UsageError(ValueError):
+    """A bad argument: exit status 2, the message names the flag."""
+
+
+class SourceError(RuntimeError):
+    """The source cannot be read: exit status 1, the message names its URL."""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from servicegraph.ui.settings import UiSettings
+
+    defaults = UiSettings()
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "ui",
+        help="serve the service graph web UI over a meshscope API or a Prometheus",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--source", required=True, metavar="URL", help="http://host:port of a meshscope API, or prometheus=URL"
+    )
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:8050",
+        metavar="HOST:PORT",
+        help="where to serve the page (default 127.0.0.1:8050)",
+    )
+    parser.add_argument(
+        "--prometheus-selector",
+        default="",
+        metavar="MATCHERS",
+        help='with prometheus=URL: label matchers added to every query, e.g. job="mesh"',
+    )
+    parser.add_argument(
+        "--jaeger-url", default=defaults.jaeger_url, help=f"trace links (default {defaults.jaeger_url}; '' for none)"
+    )
+    parser.add_argument(
+        "--zipkin-url", default=defaults.zipkin_url, help=f"trace links (default {defaults.zipkin_url}; '' for none)"
+    )
+    parser.add_argument(
+        "--grafana-url",
+        default=defaults.grafana_url,
+        help=f"dashboard links (default {defaults.grafana_url}; '' for none)",
+    )
+    parser.add_argument(
+        "--window", default=defaults.default_window, help=f"the window shown first (default {defaults.default_window})"
+    )
+    parser.add_argument(
+        "--refresh",
+        type=float,
+        default=defaults.refresh_seconds,
+        metavar="S",
+        help=f"seconds between refreshes (default {defaults.refresh_seconds:g})",
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        host, port, app, source = build(args)
+    except UsageError as error:
+        print(f"meshscope ui: {error}", file=sys.stderr)
+        return 2
+    except SourceError as error:
+        print(f"meshscope ui: {error}", file=sys.stderr)
+        return 1
+    from werkzeug.serving import make_server
+
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as error:
+        print(f"meshscope ui: --listen: cannot listen on {args.listen}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    shown = f"[{host}]" if ":" in host else host
+    print(f"meshscope UI on http://{shown}:{server.server_port}/ (graphs from {source}; Ctrl-C to stop)", flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, name="ui-http", daemon=True)
+    thread.start()
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+def build(args: argparse.Namespace) -> tuple[str, int, Flask, str]:
+    """The address to listen on, the Flask app (API + page) and a description of the source."""
+    from servicegraph.ui.settings import UiSettings
+    from telemetry.endpoints import split_endpoint
+
+    try:
+        host, port = split_endpoint(args.listen, "--listen")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    settings = UiSettings(
+        jaeger_url=args.jaeger_url,
+        zipkin_url=args.zipkin_url,
+        grafana_url=args.grafana_url,
+        default_window=args.window,
+        windows=UiSettings().windows,
+        refresh_seconds=args.refresh,
+    )
+    problems = settings.validate()
+    if problems:
+        raise UsageError("; ".join(_flag_named(problem) for problem in problems))
+    source: str = args.source
+    if source.startswith(PROMETHEUS_PREFIX):
+        app = _prometheus_app(source[len(PROMETHEUS_PREFIX) :], args.prometheus_selector, settings)
+        return host, port, app, f"Prometheus {source[len(PROMETHEUS_PREFIX) :]}"
+    if source.startswith(("http://", "https://")):
+        return host, port, _remote_app(source, settings), source
+    raise UsageError(f"--source: expected http://host:port of a meshscope API or prometheus=URL, got {source!r}")
+
+
+def _flag_named(problem: str) -> str:
+    key, _, reason = problem.partition(": ")
+    return f"{_FLAGS.get(key, key)}: {reason}"
+
+
+def _remote_app(url: str, settings: Any) -> Flask:
+    from servicegraph.ui.app import attach_ui
+    from servicegraph.ui.backend import BackendError, HttpBackend
+
+    try:
+        backend = HttpBackend(url)
+    except ValueError as error:
+        raise UsageError(f"--source: {error}") from None
+    try:
+        backend.graph(settings.default_window, "workload", [], False)
+    except BackendError as error:
+        raise SourceError(f"the graph API at {url} cannot be read: {error}") from None
+    from flask import Flask
+
+    app = Flask("meshscope-ui")
+    attach_ui(app, backend, settings)
+    return app
+
+
+def _prometheus_app(url: str, selector: str, settings: Any) -> Flask:
+    from servicegraph.api.routes import create_app
+    from servicegraph.durations import parse_duration
+    from servicegraph.health import HealthConfig
+    from servicegraph.service import GraphService
+    from servicegraph.sources.prometheus import PrometheusSource, PrometheusSourceError
+    from servicegraph.ui.app import attach_ui
+    from servicegraph.ui.backend import LocalBackend
+
+    window = parse_duration(settings.default_window)
+    try:
+        source = PrometheusSource(url, selector)
+    except ValueError as error:
+        raise UsageError(f"--source prometheus=URL / --prometheus-selector: {error}") from None
+    try:
+        source.traffic(window)
+    except PrometheusSourceError as error:
+        raise SourceError(str(error)) from None
+    app = create_app(GraphService(source, f"prometheus {url}"), HealthConfig(), window)
+    attach_ui(app, LocalBackend(app), settings)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m servicegraph.ui.command``: the same as ``meshscope ui``, until the CLI lists it."""
+    parser = argparse.ArgumentParser(prog="meshscope")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_parser(commands)
+    args = parser.parse_args(["ui", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
