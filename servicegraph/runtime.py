@@ -136,6 +136,9 @@ class GraphRuntime:
             return
         self._stopped = True
         self.server.shutdown()
+        close = getattr(self.service.source, "close", None)
+        if close is not None:
+            close()
         self._stop.set()
         if self._ticker.is_alive():
             self._ticker.join(timeout=5)

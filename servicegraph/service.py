@@ -26,6 +26,8 @@ from servicegraph.traffic import Traffic
 log = logging.getLogger(__name__)
 
 _REBUILD_FACTOR = 5.0
+_MAX_VIEWS = 64  # graphs kept, each a window and view someone asked for
+_REFRESHED_VIEWS = 8  # of those, rebuilt after each tick
 
 _SERIES_FIGURES = ("rps", "error_pct", "client_error_pct", "p50_ms", "p95_ms", "p99_ms", "bytes_sent_per_s",
                    "bytes_received_per_s")  # fmt: skip
@@ -113,7 +115,8 @@ class GraphService:
         with self._lock:
             for key in [key for key, entry in self._cache.items() if now - entry.asked > self._keep_seconds]:
                 del self._cache[key]
-            wanted = [(key, entry) for key, entry in self._cache.items()]
+            # Any window and namespace set can be asked for: only the most recently asked are kept warm.
+            wanted = sorted(self._cache.items(), key=lambda item: -item[1].asked)[:_REFRESHED_VIEWS]
         version = self._version()
         for key, previous in wanted:
             # A big graph is rebuilt at most every few build-times: rebuilds take at most ~1/5 of a core.
@@ -121,7 +124,7 @@ class GraphService:
                 continue
             try:
                 self._entry(key, asked=previous.asked)
-                for form, render in previous.renderers.items():
+                for form, render in list(previous.renderers.items()):
                     self.document(key[0], key[1], form, render)
             except Exception:
                 log.exception("refreshing the %s graph of %gs failed", key[1].graph_type, key[0])
@@ -137,6 +140,9 @@ class GraphService:
                 owner = self._stale_seconds <= 0 or now - entry.built > stale_limit
             if owner:
                 entry = self._cache[key] = _Entry(version, now if asked is None else asked, now)
+                if len(self._cache) > _MAX_VIEWS:
+                    oldest = min(self._cache, key=lambda cached: self._cache[cached].asked)
+                    del self._cache[oldest]
             elif asked is None:
                 entry.asked = now
         assert entry is not None
@@ -181,12 +187,14 @@ class GraphService:
             for protocol, attrs in sorted(graph.get_edge_data(source, target).items())
         ]
         series_options = GraphOptions(options.graph_type, options.namespaces, False, options.health, source)
-        series = {}
-        for protocol in (edge["protocol"] for edge in edges):
-            series[protocol] = [
-                _point(traffic, part.get_edge_data(source, target, protocol) if part.has_edge(source, target) else None)
-                for traffic, part in self._series(window, series_options)
+        parts = self._series(window, series_options)
+        series = {
+            edge["protocol"]: [
+                _point(traffic, (part.get_edge_data(source, target) or {}).get(edge["protocol"]))
+                for traffic, part in parts
             ]
+            for edge in edges
+        }
         recent = (
             self.recents.for_edge(graph.nodes[source], graph.nodes[target])
             if self.recents is not None

@@ -83,17 +83,20 @@ class IngestRates:
         self._lock = threading.Lock()
 
     def sample(self) -> None:
+        """Called on a timer (the graph's ticker); ``status`` only reads what it has taken."""
         stats = self._stats
-        now = self._clock()
-        point = (now, stats.total_received(), stats.total_parse_errors(), stats.total_dropped())
         with self._lock:
+            now = self._clock()
+            point = (now, stats.total_received(), stats.total_parse_errors(), stats.total_dropped())
             self._samples.append(point)
             while len(self._samples) > 2 and now - self._samples[1][0] >= self._span:
                 self._samples.popleft()
 
     def status(self) -> dict[str, float]:
-        self.sample()
         with self._lock:
+            if not self._samples:
+                return {"records_per_s": 0.0, "parse_errors_per_s": 0.0, "drops_per_s": 0.0,
+                        "records_total": 0, "parse_errors_total": 0, "dropped_total": 0}  # fmt: skip
             first, last = self._samples[0], self._samples[-1]
         seconds = last[0] - first[0]
 

@@ -114,7 +114,8 @@ class LiveSource:
                 elif now - ring.cut_time >= ring.interval:
                     ring.deltas.append(_Delta(ring.cut_time, now, _sparse_deltas(values, ring.cut)))
                     ring.cut_time, ring.cut = now, values
-            self._latest = _Tick(now, values, {n: list(k) for n, k in self._keys.items()}, dict(self._last_active))
+            # The key lists only ever grow, so the tick can share them: its rows are their first len(values).
+            self._latest = _Tick(now, values, dict(self._keys), dict(self._last_active))
 
     def _read(self) -> dict[str, np.ndarray]:
         request_keys, request_rows, tcp_keys, tcp_rows = self._metrics.rows()

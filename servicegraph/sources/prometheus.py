@@ -316,6 +316,11 @@ class PrometheusSource:
         self.url = url.rstrip("/")
         self.selector = validate_selector(selector)
         self.timeout = timeout
+        # One pool for the source's life: a graph build asks every column at once, every tick.
+        self._pool = ThreadPoolExecutor(min(len(COLUMN_QUERIES), MAX_CONCURRENT_QUERIES), "prometheus-source")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def traffic(self, window: float, end: float | None = None) -> Traffic:
         range_ = promql_duration(window)
@@ -341,10 +346,9 @@ class PrometheusSource:
 
     def _ask(self, endpoint: str, params: dict[str, str], range_: str) -> list[tuple[ColumnQuery, Series]]:
         queries = [(column, column.promql(self.selector, range_)) for column in COLUMN_QUERIES]
-        with ThreadPoolExecutor(min(len(queries), MAX_CONCURRENT_QUERIES), "prometheus-source") as pool:
-            futures = [pool.submit(self._query, endpoint, {"query": promql, **params}) for _, promql in queries]
-            # Each request has its own timeout, so waiting for all of them is bounded.
-            return [(column, future.result()) for (column, _), future in zip(queries, futures, strict=True)]
+        futures = [self._pool.submit(self._query, endpoint, {"query": promql, **params}) for _, promql in queries]
+        # Each request has its own timeout, so waiting for all of them is bounded.
+        return [(column, future.result()) for (column, _), future in zip(queries, futures, strict=True)]
 
     def _assemble(self, answers: list[tuple[ColumnQuery, Series]], times_ms: list[int], step: float) -> list[Traffic]:
         try:

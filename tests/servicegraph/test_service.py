@@ -120,3 +120,16 @@ def test_a_failed_build_is_reported_and_not_cached() -> None:
             assert "backend down" in str(error)
         else:
             raise AssertionError("the error was swallowed")
+
+
+def test_views_kept_are_bounded_and_only_the_latest_asked_are_rebuilt_after_a_tick() -> None:
+    source, clock = CountingSource(), Clock()
+    service = GraphService(source, "test", clock=clock)  # type: ignore[arg-type]
+    for seconds in range(60, 160):
+        clock.now += 0.01
+        service.graph(float(seconds), GraphOptions())
+    assert len(service._cache) <= 64
+    reads = source.reads
+    source.tick()
+    service.refresh()
+    assert source.reads - reads == 8
