@@ -131,5 +131,6 @@ def test_views_kept_are_bounded_and_only_the_latest_asked_are_rebuilt_after_a_ti
     assert len(service._cache) <= 64
     reads = source.reads
     source.tick()
+    clock.now += 10
     service.refresh()
     assert source.reads - reads == 8
