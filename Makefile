@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# System packages the tests use for real: Prometheus and promtool, headless Chromium and its WebDriver.
-DEBIAN_PACKAGES := prometheus chromium chromium-driver
+# System packages the tests use for real: Prometheus and promtool, headless Chromium and its WebDriver,
+# docker-compose (its `config` validates the compose file without an engine).
+DEBIAN_PACKAGES := prometheus chromium chromium-driver docker-compose
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-test system-packages bench clean
