@@ -75,8 +75,11 @@ def run_demo(args: argparse.Namespace) -> int:
         print("meshscope demo running (Ctrl-C to stop):", flush=True)
         print("\n".join(_addresses(collector)), flush=True)
         print(f"  proxy logs   {log_dir}", flush=True)
-        if collector.metrics is not None and not args.no_browser and sys.stdout.isatty():
-            webbrowser.open(f"http://127.0.0.1:{collector.metrics.port}/metrics")
+        if not args.no_browser and sys.stdout.isatty():
+            if collector.graph is not None and collector.config.graph.ui_enabled:
+                webbrowser.open(f"http://127.0.0.1:{collector.graph.port}/")
+            elif collector.metrics is not None:
+                webbrowser.open(f"http://127.0.0.1:{collector.metrics.port}/metrics")
 
     def stop_mesh() -> None:
         for simulated in mesh:
