@@ -40,6 +40,16 @@ CLIENT_ERROR = 'response_code=~"4.."'
 NOT_SERVER_ERROR = 'response_code!~"5..|0"'
 SOURCE = 'reporter="source"'
 DESTINATION = 'reporter="destination"'
+MTLS = 'connection_security_policy="mutual_tls"'
+
+# Istio's request metrics and the groupings and legends the per-service and per-workload dashboards share.
+REQUESTS = "istio_requests_total"
+DURATION = "istio_request_duration_milliseconds"
+QUANTILES = (0.5, 0.95, 0.99)
+CALLER = ("source_workload", "source_workload_namespace")
+CALLER_LEGEND = "{{source_workload}}.{{source_workload_namespace}}"
+DESTINATION_SERVICE = ("destination_service_name", "destination_service_namespace")
+DESTINATION_LEGEND = "{{destination_service_name}}.{{destination_service_namespace}}"
 
 P = TypeVar("P", bound=Builder[model.Panel])
 
@@ -61,6 +71,11 @@ def sum_rate(metric: str, matchers: Sequence[str], by: Sequence[str] = (), windo
 
 def ratio(numerator: str, denominator: str) -> str:
     return f"{numerator}\n/\n{denominator}"
+
+
+def share(metric: str, matchers: Sequence[str], condition: str, by: Sequence[str] = (), window: str = RATE) -> str:
+    """The share of ``metric``'s rate that also meets ``condition`` (a success rate, an mTLS share)."""
+    return ratio(sum_rate(metric, [*matchers, condition], by, window), sum_rate(metric, matchers, by, window))
 
 
 def quantile(q: float, metric: str, matchers: Sequence[str], by: Sequence[str] = (), window: str = RATE) -> str:

@@ -11,8 +11,11 @@ from grafana_foundation_sdk.models import units
 
 from dashboards.common import (
     CLIENT_ERROR,
+    DESTINATION_LEGEND,
+    DURATION,
     NOT_SERVER_ERROR,
     RANGE,
+    REQUESTS,
     SERVER_ERROR,
     SOURCE,
     UID_MESH,
@@ -20,8 +23,8 @@ from dashboards.common import (
     numbered,
     quantile,
     rate,
-    ratio,
     row,
+    share,
     stat_panel,
     sum_rate,
     table_panel,
@@ -29,13 +32,11 @@ from dashboards.common import (
     top_panel,
 )
 
-REQUESTS = "istio_requests_total"
-DURATION = "istio_request_duration_milliseconds"
 SERVICE = ("destination_service_name", "destination_service_namespace")
 
 
 def build() -> dashboard.Dashboard:
-    success = ratio(sum_rate(REQUESTS, [SOURCE, NOT_SERVER_ERROR]), sum_rate(REQUESTS, [SOURCE]))
+    success = share(REQUESTS, [SOURCE], NOT_SERVER_ERROR)
     return (
         new_dashboard(UID_MESH, "meshscope / Mesh overview", "The whole mesh: volume, success, errors, latency.")
         .with_row(row("Mesh"))
@@ -107,11 +108,8 @@ def build() -> dashboard.Dashboard:
                 numbered(
                     [
                         (
-                            ratio(
-                                sum_rate(REQUESTS, [SOURCE, NOT_SERVER_ERROR], SERVICE),
-                                sum_rate(REQUESTS, [SOURCE], SERVICE),
-                            ),
-                            "{{destination_service_name}}.{{destination_service_namespace}}",
+                            share(REQUESTS, [SOURCE], NOT_SERVER_ERROR, SERVICE),
+                            DESTINATION_LEGEND,
                         )
                     ]
                 ),
@@ -145,7 +143,7 @@ def build() -> dashboard.Dashboard:
                 "The ten services with the most requests per second over the dashboard's time range.",
                 units.RequestsPerSecond,
                 f"topk(10, {sum_rate(REQUESTS, [SOURCE], SERVICE, RANGE)})",
-                "{{destination_service_name}}.{{destination_service_namespace}}",
+                DESTINATION_LEGEND,
             )
         )
         .with_panel(
@@ -154,7 +152,7 @@ def build() -> dashboard.Dashboard:
                 "The ten services with the most 5xx (or unanswered) requests per second over the time range.",
                 units.RequestsPerSecond,
                 f"topk(10, {sum_rate(REQUESTS, [SOURCE, SERVER_ERROR], SERVICE, RANGE)})",
-                "{{destination_service_name}}.{{destination_service_namespace}}",
+                DESTINATION_LEGEND,
             )
         )
         .with_panel(
@@ -166,10 +164,7 @@ def build() -> dashboard.Dashboard:
                     ("rps", sum_rate(REQUESTS, [SOURCE], SERVICE, RANGE), "Requests/s", units.RequestsPerSecond),
                     (
                         "success",
-                        ratio(
-                            sum_rate(REQUESTS, [SOURCE, NOT_SERVER_ERROR], SERVICE, RANGE),
-                            sum_rate(REQUESTS, [SOURCE], SERVICE, RANGE),
-                        ),
+                        share(REQUESTS, [SOURCE], NOT_SERVER_ERROR, SERVICE, RANGE),
                         "Success",
                         units.PercentUnit,
                     ),

@@ -12,8 +12,15 @@ from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import units
 
 from dashboards.common import (
+    CALLER,
+    CALLER_LEGEND,
     DESTINATION,
+    DESTINATION_LEGEND,
+    DESTINATION_SERVICE,
+    DURATION,
     NOT_SERVER_ERROR,
+    QUANTILES,
+    REQUESTS,
     SOURCE,
     UID_SERVICE,
     label_values,
@@ -21,20 +28,15 @@ from dashboards.common import (
     numbered,
     quantile,
     query_variable,
-    ratio,
     row,
+    share,
     sum_rate,
     timeseries_panel,
 )
 
-REQUESTS = "istio_requests_total"
-DURATION = "istio_request_duration_milliseconds"
 ANY_MESH_METRIC = '{__name__=~"istio_requests_total|istio_tcp_connections_opened_total"}'
 SERVED = 'destination_service_namespace=~"$namespace"', 'destination_service_name=~"$service"'
 CALLING = 'source_workload_namespace=~"$namespace"', 'source_canonical_service=~"$service"'
-CALLER = ("source_workload", "source_workload_namespace")
-DESTINATION_SERVICE = ("destination_service_name", "destination_service_namespace")
-QUANTILES = (0.5, 0.95, 0.99)
 
 
 def build() -> dashboard.Dashboard:
@@ -75,10 +77,7 @@ def build() -> dashboard.Dashboard:
                 numbered(
                     [
                         (
-                            ratio(
-                                sum_rate(REQUESTS, [*SERVED, NOT_SERVER_ERROR], ["reporter"]),
-                                sum_rate(REQUESTS, SERVED, ["reporter"]),
-                            ),
+                            share(REQUESTS, SERVED, NOT_SERVER_ERROR, ["reporter"]),
                             "{{reporter}}",
                         )
                     ]
@@ -131,7 +130,7 @@ def build() -> dashboard.Dashboard:
                     [
                         (
                             sum_rate(REQUESTS, [*SERVED, DESTINATION], CALLER),
-                            "{{source_workload}}.{{source_workload_namespace}}",
+                            CALLER_LEGEND,
                         )
                     ]
                 ),
@@ -146,11 +145,8 @@ def build() -> dashboard.Dashboard:
                 numbered(
                     [
                         (
-                            ratio(
-                                sum_rate(REQUESTS, [*SERVED, DESTINATION, NOT_SERVER_ERROR], CALLER),
-                                sum_rate(REQUESTS, [*SERVED, DESTINATION], CALLER),
-                            ),
-                            "{{source_workload}}.{{source_workload_namespace}}",
+                            share(REQUESTS, [*SERVED, DESTINATION], NOT_SERVER_ERROR, CALLER),
+                            CALLER_LEGEND,
                         )
                     ]
                 ),
@@ -167,7 +163,7 @@ def build() -> dashboard.Dashboard:
                     [
                         (
                             quantile(0.95, DURATION, [*SERVED, DESTINATION], CALLER),
-                            "{{source_workload}}.{{source_workload_namespace}}",
+                            CALLER_LEGEND,
                         )
                     ]
                 ),
@@ -184,7 +180,7 @@ def build() -> dashboard.Dashboard:
                     [
                         (
                             sum_rate(REQUESTS, [*CALLING, SOURCE], DESTINATION_SERVICE),
-                            "{{destination_service_name}}.{{destination_service_namespace}}",
+                            DESTINATION_LEGEND,
                         )
                     ]
                 ),
@@ -199,11 +195,8 @@ def build() -> dashboard.Dashboard:
                 numbered(
                     [
                         (
-                            ratio(
-                                sum_rate(REQUESTS, [*CALLING, SOURCE, NOT_SERVER_ERROR], DESTINATION_SERVICE),
-                                sum_rate(REQUESTS, [*CALLING, SOURCE], DESTINATION_SERVICE),
-                            ),
-                            "{{destination_service_name}}.{{destination_service_namespace}}",
+                            share(REQUESTS, [*CALLING, SOURCE], NOT_SERVER_ERROR, DESTINATION_SERVICE),
+                            DESTINATION_LEGEND,
                         )
                     ]
                 ),
@@ -220,7 +213,7 @@ def build() -> dashboard.Dashboard:
                     [
                         (
                             quantile(0.95, DURATION, [*CALLING, SOURCE], DESTINATION_SERVICE),
-                            "{{destination_service_name}}.{{destination_service_namespace}}",
+                            DESTINATION_LEGEND,
                         )
                     ]
                 ),

@@ -11,8 +11,16 @@ from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import units
 
 from dashboards.common import (
+    CALLER,
+    CALLER_LEGEND,
     DESTINATION,
+    DESTINATION_LEGEND,
+    DESTINATION_SERVICE,
+    DURATION,
+    MTLS,
     NOT_SERVER_ERROR,
+    QUANTILES,
+    REQUESTS,
     SOURCE,
     UID_WORKLOAD,
     label_values,
@@ -20,15 +28,12 @@ from dashboards.common import (
     numbered,
     quantile,
     query_variable,
-    ratio,
     row,
+    share,
     sum_rate,
     timeseries_panel,
 )
 
-REQUESTS = "istio_requests_total"
-DURATION = "istio_request_duration_milliseconds"
-MTLS = 'connection_security_policy="mutual_tls"'
 ANY_MESH_METRIC = '__name__=~"istio_requests_total|istio_tcp_connections_opened_total"'
 SERVING = (
     'destination_workload_namespace=~"$namespace"',
@@ -42,9 +47,6 @@ CALLING = (
     'source_app=~"$app"',
     'source_version=~"$version"',
 )
-CALLER = ("source_workload", "source_workload_namespace")
-DESTINATION_SERVICE = ("destination_service_name", "destination_service_namespace")
-QUANTILES = (0.5, 0.95, 0.99)
 
 
 def _variables() -> list[dashboard.QueryVariable]:
@@ -87,7 +89,7 @@ def build() -> dashboard.Dashboard:
                 "Incoming requests by source",
                 "Requests per second the workload served, by calling workload.",
                 units.RequestsPerSecond,
-                numbered([(sum_rate(REQUESTS, inbound, CALLER), "{{source_workload}}.{{source_workload_namespace}}")]),
+                numbered([(sum_rate(REQUESTS, inbound, CALLER), CALLER_LEGEND)]),
                 width=8,
             )
         )
@@ -105,7 +107,7 @@ def build() -> dashboard.Dashboard:
                 "Incoming mTLS share",
                 "Share of the requests the workload served over mutual TLS (connection_security_policy).",
                 units.PercentUnit,
-                numbered([(ratio(sum_rate(REQUESTS, [*inbound, MTLS]), sum_rate(REQUESTS, inbound)), "mTLS")]),
+                numbered([(share(REQUESTS, inbound, MTLS), "mTLS")]),
                 width=8,
                 max_value=1,
             )
@@ -118,11 +120,8 @@ def build() -> dashboard.Dashboard:
                 numbered(
                     [
                         (
-                            ratio(
-                                sum_rate(REQUESTS, [*inbound, NOT_SERVER_ERROR], CALLER),
-                                sum_rate(REQUESTS, inbound, CALLER),
-                            ),
-                            "{{source_workload}}.{{source_workload_namespace}}",
+                            share(REQUESTS, inbound, NOT_SERVER_ERROR, CALLER),
+                            CALLER_LEGEND,
                         )
                     ]
                 ),
@@ -147,7 +146,7 @@ def build() -> dashboard.Dashboard:
                     [
                         (
                             sum_rate(REQUESTS, outbound, DESTINATION_SERVICE),
-                            "{{destination_service_name}}.{{destination_service_namespace}}",
+                            DESTINATION_LEGEND,
                         )
                     ]
                 ),
@@ -172,10 +171,7 @@ def build() -> dashboard.Dashboard:
                 numbered(
                     [
                         (
-                            ratio(
-                                sum_rate(REQUESTS, [*CALLING, DESTINATION, MTLS]),
-                                sum_rate(REQUESTS, [*CALLING, DESTINATION]),
-                            ),
+                            share(REQUESTS, [*CALLING, DESTINATION], MTLS),
                             "mTLS",
                         )
                     ]
@@ -192,11 +188,8 @@ def build() -> dashboard.Dashboard:
                 numbered(
                     [
                         (
-                            ratio(
-                                sum_rate(REQUESTS, [*outbound, NOT_SERVER_ERROR], DESTINATION_SERVICE),
-                                sum_rate(REQUESTS, outbound, DESTINATION_SERVICE),
-                            ),
-                            "{{destination_service_name}}.{{destination_service_namespace}}",
+                            share(REQUESTS, outbound, NOT_SERVER_ERROR, DESTINATION_SERVICE),
+                            DESTINATION_LEGEND,
                         )
                     ]
                 ),
@@ -212,7 +205,7 @@ def build() -> dashboard.Dashboard:
                     [
                         (
                             quantile(0.95, DURATION, outbound, DESTINATION_SERVICE),
-                            "{{destination_service_name}}.{{destination_service_namespace}}",
+                            DESTINATION_LEGEND,
                         )
                     ]
                 ),
