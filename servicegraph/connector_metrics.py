@@ -49,7 +49,7 @@ from servicegraph.traffic import (
     SPAN_WIDTH,
     Table,
 )
-from telemetry.exporters.prometheus.istio_metrics import DURATION_BUCKETS_MS, OVERFLOW
+from telemetry.exporters.prometheus.istio_metrics import DURATION_BUCKETS_MS, OVERFLOW, cumulative_buckets
 
 # client, client namespace, server, server namespace, connection_type, failed, client ms, server ms
 Pair = tuple[str, str, str, str, str, bool, float, float]
@@ -196,12 +196,12 @@ class ServiceGraphMetrics(Collector):
             failed.add_metric(values, row[SPAN_FAILED])
             client.add_metric(
                 values,
-                _cumulative(row[SPAN_CLIENT_BUCKETS : SPAN_CLIENT_BUCKETS + N_BUCKETS]),
+                cumulative_buckets(_BOUND_TEXT, row[SPAN_CLIENT_BUCKETS : SPAN_CLIENT_BUCKETS + N_BUCKETS]),
                 row[SPAN_CLIENT_MS_SUM] / 1000,
             )
             server.add_metric(
                 values,
-                _cumulative(row[SPAN_SERVER_BUCKETS : SPAN_SERVER_BUCKETS + N_BUCKETS]),
+                cumulative_buckets(_BOUND_TEXT, row[SPAN_SERVER_BUCKETS : SPAN_SERVER_BUCKETS + N_BUCKETS]),
                 row[SPAN_SERVER_MS_SUM] / 1000,
             )
         yield from (total, failed, server, client)
@@ -219,13 +219,3 @@ class ServiceGraphMetrics(Collector):
         )
         dropped_family.add_metric([], dropped)
         yield dropped_family
-
-
-def _cumulative(counts: list[float]) -> list[tuple[str, float]]:
-    running = 0.0
-    buckets = []
-    for bound, count in zip(_BOUND_TEXT, counts, strict=False):  # counts has one more: +Inf
-        running += count
-        buckets.append((bound, running))
-    buckets.append(("+Inf", running + counts[-1]))
-    return buckets

@@ -195,9 +195,9 @@ class IstioMetrics(Collector):
         for key, count, duration_sum, duration_buckets, req_sum, req_buckets, resp_sum, resp_buckets in requests:
             values = self._label_values(key)
             total.add_metric(values, count)
-            duration.add_metric(values, _cumulative(DURATION_BUCKETS_MS, duration_buckets), duration_sum)
-            request_bytes.add_metric(values, _cumulative(SIZE_BUCKETS_BYTES, req_buckets), req_sum)
-            response_bytes.add_metric(values, _cumulative(SIZE_BUCKETS_BYTES, resp_buckets), resp_sum)
+            duration.add_metric(values, cumulative_buckets(_DURATION_TEXT, duration_buckets), duration_sum)
+            request_bytes.add_metric(values, cumulative_buckets(_SIZE_TEXT, req_buckets), req_sum)
+            response_bytes.add_metric(values, cumulative_buckets(_SIZE_TEXT, resp_buckets), resp_sum)
         yield from (total, duration, request_bytes, response_bytes)
 
         opened = CounterMetricFamily("istio_tcp_connections_opened", "TCP connections opened.", labels=tcp_labels)
@@ -236,15 +236,21 @@ def _overflow_key(key: tuple[object, ...]) -> tuple[object, ...]:
     return (key[0],) + (OVERFLOW,) * (len(key) - 1)
 
 
-def _cumulative(bounds: Sequence[float], counts: list[int]) -> list[tuple[str, int]]:
-    running = 0
+def cumulative_buckets(bounds: Sequence[str], counts: Sequence[float]) -> list[tuple[str, float]]:
+    """Per-bucket counts (one more than ``bounds``: +Inf last) as Prometheus's cumulative (le, count) pairs."""
+    running = 0.0
     buckets = []
-    for bound, count in zip(bounds, counts, strict=False):  # counts has one more: +Inf
+    for bound, count in zip(bounds, counts, strict=False):
         running += count
-        buckets.append((_format_bound(bound), running))
+        buckets.append((bound, running))
     buckets.append(("+Inf", running + counts[-1]))
     return buckets
 
 
 def _format_bound(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+# Bucket bounds as the exposition writes them, formatted once.
+_DURATION_TEXT = tuple(_format_bound(bound) for bound in DURATION_BUCKETS_MS)
+_SIZE_TEXT = tuple(_format_bound(bound) for bound in SIZE_BUCKETS_BYTES)
