@@ -54,6 +54,7 @@ class Collector:
             self.metrics = PrometheusSink(config.exporters.prometheus, self.stats)
             sinks.append(("prometheus", self.metrics))
         sinks.append(("recent_traces", self.recent_traces))
+        sinks.extend(self._log_sinks())
         span_sinks: list[tuple[str, SpanSink]] = []
         if config.graph.enabled:
             from servicegraph.runtime import GraphRuntime
@@ -86,6 +87,21 @@ class Collector:
         )
         self._add_receivers()
 
+    def _log_sinks(self) -> list[tuple[str, Sink]]:
+        sinks: list[tuple[str, Sink]] = []
+        config = self.config.exporters
+        if config.fluentforward.enabled:
+            from telemetry.exporters.fluentforward.factory import NAME as FORWARD
+            from telemetry.exporters.fluentforward.factory import create_sink as create_forward
+
+            sinks.append((FORWARD, create_forward(config.fluentforward, self.stats)))
+        if config.elasticsearch.enabled:
+            from telemetry.exporters.elasticsearch.factory import NAME as ELASTICSEARCH
+            from telemetry.exporters.elasticsearch.factory import create_sink as create_elasticsearch
+
+            sinks.append((ELASTICSEARCH, create_elasticsearch(config.elasticsearch, self.stats)))
+        return sinks
+
     def _trace_exporters(self) -> list[tuple[str, TraceSink]]:
         exporters: list[tuple[str, TraceSink]] = []
         config = self.config.exporters
@@ -105,7 +121,9 @@ class Collector:
         if config.filelog.enabled:
             from telemetry.receivers.filelog.factory import create_receiver as create_filelog
 
-            self.receivers.append(("filelog", create_filelog(config.filelog, self.pipeline, self.stats, self.peers)))
+            keep_original = self.config.exporters.keep_original_lines()
+            filelog = create_filelog(config.filelog, self.pipeline, self.stats, self.peers, keep_original)
+            self.receivers.append(("filelog", filelog))
         if config.als.enabled:
             from telemetry.receivers.als.factory import create_receiver as create_als
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from servicegraph.config import GraphConfig
+from telemetry.exporters.elasticsearch.config import ElasticsearchConfig
+from telemetry.exporters.fluentforward.config import FluentForwardConfig
 from telemetry.exporters.otlp.config import OtlpConfig as OtlpExporterConfig
 from telemetry.exporters.prometheus.config import PrometheusConfig
 from telemetry.exporters.zipkin.config import ZipkinConfig as ZipkinExporterConfig
@@ -54,6 +56,12 @@ class ExportersConfig:
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     otlp: OtlpExporterConfig = field(default_factory=OtlpExporterConfig)  # to Jaeger, or any OTLP backend
     zipkin: ZipkinExporterConfig = field(default_factory=ZipkinExporterConfig)
+    fluentforward: FluentForwardConfig = field(default_factory=FluentForwardConfig)  # access logs to Fluentd
+    elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)  # or straight to Elasticsearch
+
+    def keep_original_lines(self) -> bool:
+        """Whether a log sink wants each Record's access-log line as read."""
+        return any(sink.enabled and sink.include_original for sink in (self.fluentforward, self.elasticsearch))
 
 
 @dataclass

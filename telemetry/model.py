@@ -52,6 +52,7 @@ class Record(NamedTuple):
     start_time: str = ""  # as the proxy printed it (RFC 3339)
     user_agent: str = ""
     route_name: str = ""
+    original: str = ""  # the access-log line as read; kept only when a log sink asks for it
 
 
 RECORD_FIELDS: tuple[str, ...] = Record._fields

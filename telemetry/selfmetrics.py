@@ -25,6 +25,7 @@ class SelfStats:
         self.export_failures: dict[tuple[str, str], int] = {}
         self._queue_depths: dict[str, Callable[[], int]] = {}
         self._drop_counts: dict[tuple[str, str], Callable[[], int]] = {}
+        self._dependencies: dict[str, tuple[bool, str, float]] = {}  # name -> (reachable, why not, since)
 
     def _add(self, counts: dict, key: object, count: int) -> None:  # type: ignore[type-arg]
         with self._lock:
@@ -44,6 +45,24 @@ class SelfStats:
 
     def export_failure(self, exporter: str, reason: str, count: int = 1) -> None:
         self._add(self.export_failures, (exporter, reason), count)
+
+    def reachability(self, dependency: str, reachable: bool, detail: str = "") -> None:
+        """A backend (Jaeger, Zipkin, Fluentd, Elasticsearch, a Prometheus graph source) answered or did not.
+
+        Called by the component that talks to it on every attempt's outcome; cheap when nothing changed.
+        ``detail`` says why it is unreachable, in words for the UI's banner (never a traceback).
+        """
+        known = self._dependencies.get(dependency)
+        if known is not None and known[0] == reachable and known[1] == detail:
+            return
+        with self._lock:
+            since = known[2] if known is not None and known[0] == reachable else time.time()
+            self._dependencies[dependency] = (reachable, detail, since)
+
+    def unreachable(self) -> dict[str, tuple[str, float]]:
+        """Each backend that did not answer its last attempt: name -> (why, since when, Unix seconds)."""
+        with self._lock:
+            return {name: (detail, since) for name, (up, detail, since) in self._dependencies.items() if not up}
 
     def watch_drops(self, stage: str, reason: str, count: Callable[[], int]) -> None:
         """A component that counts its own evictions: read at scrape time into meshscope_dropped_total."""
@@ -133,6 +152,13 @@ class SelfStatsCollector(Collector):
             for key, value in sorted(values.items()):
                 family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
             yield family
+        with stats._lock:
+            dependencies = {name: up for name, (up, _, _) in stats._dependencies.items()}
+        up = GaugeMetricFamily("meshscope_dependency_up", "1 when a backend answered its last attempt, else 0.",
+                               labels=["dependency"])  # fmt: skip
+        for name, reachable in sorted(dependencies.items()):
+            up.add_metric([name], 1.0 if reachable else 0.0)
+        yield up
         gauge = GaugeMetricFamily("meshscope_queue_depth", "Items waiting in each bounded queue.", labels=["stage"])
         for stage, depth in sorted(stats._queue_depths.items()):
             gauge.add_metric([stage], depth())

@@ -190,6 +190,7 @@ class RecordAssembler:
                 start_time,
                 user_agent,
                 route_name,
+                "",
             ),
         )
 

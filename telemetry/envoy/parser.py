@@ -178,8 +178,9 @@ def _compile_json(fmt: str) -> Extractor:
 class LineParser:
     """Parses lines of one proxy's access log into Records."""
 
-    def __init__(self, fmt: str, reporter: Workload, peers: PeerTable) -> None:
+    def __init__(self, fmt: str, reporter: Workload, peers: PeerTable, keep_original: bool = False) -> None:
         self.reporter = reporter
+        self.keep_original = keep_original  # each Record carries its line (for a log sink's event.original)
         self._assemble = RecordAssembler(peers).assemble
         self._auto = fmt == "auto"
         self._candidates: list[tuple[str, Extractor]] = (
@@ -196,7 +197,8 @@ class LineParser:
         fields = self._extract(line)
         if fields is None:
             fields = self._detect(line)
-        return self._assemble(fields, self.reporter)
+        record = self._assemble(fields, self.reporter)
+        return record._replace(original=line) if self.keep_original else record
 
     def parse_lines(self, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
         """Parse many lines (without newlines); each failure is appended to ``errors`` as (reason, line)."""
@@ -205,13 +207,15 @@ class LineParser:
         extract = self._extract
         assemble = self._assemble
         reporter = self.reporter
+        keep_original = self.keep_original
         for line in lines:
             try:
                 fields = extract(line)
                 if fields is None:
                     fields = self._detect(line)
                     extract = self._extract
-                append(assemble(fields, reporter))
+                record = assemble(fields, reporter)
+                append(record._replace(original=line) if keep_original else record)
             except ParseError as error:
                 errors.append((error.reason, line))
             except Exception:
@@ -257,6 +261,6 @@ def _compiled_preset(name: str) -> Extractor:
     return extractor
 
 
-def make_parser(fmt: str, reporter: Workload, peers: PeerTable) -> LineParser:
+def make_parser(fmt: str, reporter: Workload, peers: PeerTable, keep_original: bool = False) -> LineParser:
     """``fmt``: "auto", a preset name (see telemetry.envoy.presets) or an Envoy format string."""
-    return LineParser(fmt, reporter, peers)
+    return LineParser(fmt, reporter, peers, keep_original)

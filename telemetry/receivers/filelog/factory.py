@@ -10,6 +10,8 @@ from telemetry.receivers.filelog.receiver import FileLogReceiver
 from telemetry.selfmetrics import SelfStats
 
 
-def create_receiver(config: FileLogConfig, pipeline: Pipeline, stats: SelfStats, peers: PeerTable) -> FileLogReceiver:
+def create_receiver(
+    config: FileLogConfig, pipeline: Pipeline, stats: SelfStats, peers: PeerTable, keep_original: bool = False
+) -> FileLogReceiver:
     dead_letter = DeadLetter(config.dead_letter.path, config.dead_letter.max_lines) if config.dead_letter.path else None
-    return FileLogReceiver(config, pipeline, stats, peers, dead_letter)
+    return FileLogReceiver(config, pipeline, stats, peers, dead_letter, keep_original)

@@ -73,8 +73,10 @@ class FileLogReceiver:
         stats: SelfStats,
         peers: PeerTable,
         dead_letter: DeadLetter | None = None,
+        keep_original: bool = False,
     ) -> None:
         self.config = config
+        self._keep_original = keep_original  # a log sink wants each line as read (event.original)
         self._pipeline = pipeline
         self._stats = stats
         self._peers = peers
@@ -358,7 +360,8 @@ class FileLogReceiver:
     def _track(self, path: str, fd: int, info: os.stat_result, offset: int) -> TailedFile | None:
         """Follow the open file ``fd`` from ``offset``; it is closed when that fails."""
         try:
-            parser = make_parser(self.config.format, reporter_identity(path, self.config.workloads), self._peers)
+            identity = reporter_identity(path, self.config.workloads)
+            parser = make_parser(self.config.format, identity, self._peers, self._keep_original)
             tail = TailedFile(
                 path=path,
                 fd=fd,
