@@ -57,5 +57,10 @@ class PeerTable:
     def lookup(self, ip: str) -> Workload | None:
         return self._pinned.get(ip) or self._by_ip.get(ip)
 
+    def snapshot(self) -> tuple[dict[str, Workload], dict[str, Workload]]:
+        """Copies of the (pinned, learned) entries, e.g. to hand the table to a parsing worker process."""
+        with self._lock:
+            return dict(self._pinned), dict(self._by_ip)
+
     def __len__(self) -> int:
         return len(self._by_ip) + len(self._pinned)

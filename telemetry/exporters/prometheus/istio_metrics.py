@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from operator import add
 from typing import NamedTuple
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -129,10 +130,10 @@ class IstioMetrics(Collector):
                 entry[5] += sent
                 entry[6][bisect_left(size_buckets, sent)] += 1
 
-    def _new_request_series(self, key: tuple[object, ...]) -> list:
+    def _new_request_series(self, key: tuple[object, ...], records: int = 1) -> list:
         if len(self._requests) >= self._max_series - 1:  # one slot is kept for the overflow series
             key = _overflow_key(key)
-            self.overflowed["istio_requests_total"] = self.overflowed.get("istio_requests_total", 0) + 1
+            self.overflowed["istio_requests_total"] = self.overflowed.get("istio_requests_total", 0) + records
             entry = self._requests.get(key)
             if entry is not None:
                 return entry
@@ -141,11 +142,11 @@ class IstioMetrics(Collector):
         self._requests[key] = entry
         return entry
 
-    def _new_tcp_series(self, key: tuple[object, ...]) -> list[int]:
+    def _new_tcp_series(self, key: tuple[object, ...], records: int = 1) -> list[int]:
         if len(self._tcp) >= self._max_series - 1:
             key = _overflow_key(key)
             self.overflowed["istio_tcp_connections_opened_total"] = (
-                self.overflowed.get("istio_tcp_connections_opened_total", 0) + 1
+                self.overflowed.get("istio_tcp_connections_opened_total", 0) + records
             )
             entry = self._tcp.get(key)
             if entry is not None:
@@ -153,6 +154,47 @@ class IstioMetrics(Collector):
         entry = [0, 0, 0]
         self._tcp[key] = entry
         return entry
+
+    def take_delta(self) -> tuple[list[tuple[tuple[object, ...], list]], list[tuple[tuple[object, ...], list[int]]]]:
+        """Every series as (key, entry) pairs, and start afresh: what a parsing worker hands to ``merge``.
+
+        An entry is the aggregation's own list (see ``__init__``), so it is plain data (marshal-able).
+        """
+        with self._lock:
+            requests, self._requests = self._requests, {}
+            tcp, self._tcp = self._tcp, {}
+            self.overflowed = {}
+        return list(requests.items()), list(tcp.items())
+
+    def merge(
+        self,
+        requests: Sequence[tuple[tuple[object, ...], list]],
+        tcp: Sequence[tuple[tuple[object, ...], list[int]]],
+    ) -> None:
+        """Add another aggregation's series (from ``take_delta``): counts, sums and buckets are sums, so the
+        result is what ``consume`` of the same Records would have made. The series cap applies here as in
+        ``consume``: a label set that does not fit is folded into ``overflow``, counted once per Record."""
+        own_requests = self._requests
+        own_tcp = self._tcp
+        with self._lock:
+            for key, (count, duration, duration_buckets, received, received_buckets, sent, sent_buckets) in requests:
+                entry = own_requests.get(key)
+                if entry is None:
+                    entry = self._new_request_series(key, count)
+                entry[0] += count
+                entry[1] += duration
+                entry[2] = list(map(add, entry[2], duration_buckets))
+                entry[3] += received
+                entry[4] = list(map(add, entry[4], received_buckets))
+                entry[5] += sent
+                entry[6] = list(map(add, entry[6], sent_buckets))
+            for key, (connections, received_bytes, sent_bytes) in tcp:
+                entry = own_tcp.get(key)
+                if entry is None:
+                    entry = self._new_tcp_series(key, connections)
+                entry[0] += connections
+                entry[1] += received_bytes
+                entry[2] += sent_bytes
 
     def series_count(self) -> int:
         return len(self._requests) + len(self._tcp)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal
+
+MAX_WORKERS = 64
 
 
 @dataclass
@@ -44,6 +47,16 @@ class FileLogConfig:
     checkpoint_interval: float = 1.0
     workloads: list[WorkloadMatch] = field(default_factory=list)
     dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
+    # Parsing worker processes: 0 parses in the collector's process; "auto" starts one per CPU this process
+    # may run on when there are at least two (else 0). Files are shared among workers by path.
+    workers: int | Literal["auto"] = 0
+
+    def worker_count(self) -> int:
+        """How many parsing worker processes to run (``workers`` resolved)."""
+        if self.workers != "auto":
+            return self.workers
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return min(cpus, MAX_WORKERS) if cpus >= 2 else 0
 
     def validate(self) -> list[str]:
         errors = []
@@ -55,6 +68,8 @@ class FileLogConfig:
             errors.append("read_chunk_bytes: must be positive")
         if self.checkpoint_interval <= 0:
             errors.append("checkpoint_interval: must be positive")
+        if self.workers != "auto" and not 0 <= self.workers <= MAX_WORKERS:
+            errors.append(f'workers: must be "auto" or 0 to {MAX_WORKERS}')
         if self.enabled and not self.include:
             errors.append("include: needs at least one glob pattern")
         if self.format != "auto":

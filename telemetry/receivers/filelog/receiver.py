@@ -37,6 +37,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 from fnmatch import fnmatch
 
@@ -89,6 +90,10 @@ class FileLogReceiver:
         # Files not being tailed whose offset is known: (monotonic time remembered, mark), oldest first.
         self._remembered: OrderedDict[tuple[int, int], tuple[float, FileMark]] = OrderedDict()
         self._first_scan = True
+        self._max_chunks = MAX_CHUNKS_PER_POLL
+        # Set by the collector when a sink keeps Records on disk (the forward sink's spool): called before a
+        # checkpoint is saved, True once everything handed on is safe there; False keeps the older checkpoint.
+        self.checkpoint_barrier: Callable[[], bool] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -186,31 +191,23 @@ class FileLogReceiver:
                 continue
             try:
                 tail.restart_if_replaced()
-                result = tail.read(self._submit, MAX_CHUNKS_PER_POLL)
+                result = tail.read(self._submit, self._max_chunks)
             except OSError as exc:
                 log.warning("cannot read %s: %s", tail.path, exc)
                 continue
             finally:
                 self._bad.report(self._stats)
+                self._after_read(tail)
             if result.refused:
                 return False
             more = more or result.more
         return more
 
     def _scan(self) -> dict[tuple[int, int], str]:
-        found: dict[tuple[int, int], str] = {}
-        exclude = self.config.exclude
-        for pattern in self.config.include:
-            for path in glob.glob(pattern, recursive=True):
-                if any(fnmatch(path, excluded) for excluded in exclude):
-                    continue
-                try:
-                    info = os.stat(path)
-                except OSError:
-                    continue  # gone between the glob and the stat
-                if stat.S_ISREG(info.st_mode):
-                    found.setdefault((info.st_dev, info.st_ino), path)
-        return found
+        return scan_files(self.config)
+
+    def _after_read(self, tail: TailedFile) -> None:
+        """Called after each file's read (and its parse errors reported); parsing workers send their batch here."""
 
     @staticmethod
     def _still_at_path(tail: TailedFile) -> bool:
@@ -228,7 +225,7 @@ class FileLogReceiver:
         """Read a file that left its path; close it once a poll finds nothing new (or it cannot be read)."""
         result = ReadResult(0, False, False)
         try:
-            result = tail.read(self._submit, MAX_CHUNKS_PER_POLL)
+            result = tail.read(self._submit, self._max_chunks)
             # A writer may still append briefly after a rename, so the file gets one more poll.
             if result.refused:
                 return result
@@ -243,6 +240,7 @@ class FileLogReceiver:
             finished = True
         finally:
             self._bad.report(self._stats)
+            self._after_read(tail)
         if finished:
             tail.close()
             del self._files[key]
@@ -416,4 +414,24 @@ class FileLogReceiver:
 
     def save_checkpoint(self) -> None:
         if self._checkpoint is not None:
-            self._checkpoint.save(self.marks())
+            marks = self.marks()
+            if self.checkpoint_barrier is not None and not self.checkpoint_barrier():
+                return
+            self._checkpoint.save(marks)
+
+
+def scan_files(config: FileLogConfig) -> dict[tuple[int, int], str]:
+    """The regular files the globs match now, by device + inode (the first path found for each)."""
+    found: dict[tuple[int, int], str] = {}
+    exclude = config.exclude
+    for pattern in config.include:
+        for path in glob.glob(pattern, recursive=True):
+            if any(fnmatch(path, excluded) for excluded in exclude):
+                continue
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue  # gone between the glob and the stat
+            if stat.S_ISREG(info.st_mode):
+                found.setdefault((info.st_dev, info.st_ino), path)
+    return found

@@ -84,18 +84,26 @@ class TailedFile:
         self._skipping = False  # inside an overlong line: discard up to its newline
         self._unwrapper = LineUnwrapper(max_chars=max_line_bytes)
         self._prefix = os.pread(fd, FINGERPRINT_BYTES, 0)
+        self._fingerprint = (b"", fingerprint(b""))  # (prefix it is of, fingerprint): marks are taken often
         self._size_seen = -1
 
     @property
     def key(self) -> tuple[int, int]:
         return self.device, self.inode
 
+    @property
+    def prefix_size(self) -> int:
+        """How many first bytes the fingerprint covers (it grows until FINGERPRINT_BYTES)."""
+        return len(self._prefix)
+
     def mark(self) -> FileMark:
+        if self._fingerprint[0] is not self._prefix:
+            self._fingerprint = (self._prefix, fingerprint(self._prefix))
         return FileMark(
             path=self.path,
             device=self.device,
             inode=self.inode,
-            fingerprint=fingerprint(self._prefix),
+            fingerprint=self._fingerprint[1],
             fingerprint_size=len(self._prefix),
             offset=self.committed,
             gone=self.gone,

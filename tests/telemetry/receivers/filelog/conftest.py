@@ -16,6 +16,7 @@ from telemetry.model import Record
 from telemetry.pipeline import Pipeline
 from telemetry.receivers.filelog.config import FileLogConfig
 from telemetry.receivers.filelog.receiver import FileLogReceiver
+from telemetry.receivers.filelog.workers.pool import ParallelFileLogReceiver
 from telemetry.selfmetrics import SelfStats
 
 TESTDATA = Path(__file__).resolve().parents[3] / "testdata" / "filelog"
@@ -71,8 +72,9 @@ class Harness:
     istio_lines = staticmethod(istio_lines)
     wait_until = staticmethod(wait_until)
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, workers: int = 0) -> None:
         self.root = root
+        self.workers = workers  # parsing worker processes of the receivers made here (0: in-process)
         self.logs = root / "logs"
         self.logs.mkdir()
         self.stats = SelfStats()
@@ -104,9 +106,16 @@ class Harness:
         pipeline: Pipeline | None = None,
         dead_letter: DeadLetter | None = None,
     ) -> FileLogReceiver:
-        receiver = FileLogReceiver(
-            config or self.config(), pipeline or self.pipeline, self.stats, PeerTable(), dead_letter
-        )
+        receiver: FileLogReceiver
+        if self.workers:
+            receiver = ParallelFileLogReceiver(  # type: ignore[assignment]
+                config or self.config(), pipeline or self.pipeline, self.stats, PeerTable(), dead_letter,
+                workers=self.workers,
+            )  # fmt: skip
+        else:
+            receiver = FileLogReceiver(
+                config or self.config(), pipeline or self.pipeline, self.stats, PeerTable(), dead_letter
+            )
         self._receivers.append(receiver)
         return receiver
 
@@ -137,7 +146,9 @@ class Harness:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
+def harness(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    """In-process receivers; ``@pytest.mark.parametrize("harness", [0, 2], indirect=True)`` runs a test
+    with receivers that parse in that many worker processes too."""
+    harness = Harness(tmp_path, getattr(request, "param", 0))
     yield harness
     harness.close()

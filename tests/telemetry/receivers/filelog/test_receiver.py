@@ -25,6 +25,10 @@ from telemetry.receivers.filelog.receiver import FileLogReceiver
 
 Harness = Any  # the conftest fixture's class (test modules cannot import conftest)
 
+# Run in-process and with two parsing worker processes: the workers run the same tailing code, so what it
+# promises (order, rotation, checkpoints, unwrapping, bad-line handling) must hold there too.
+WITH_WORKERS = pytest.mark.parametrize("harness", [0, 2], indirect=True, ids=["in_process", "workers"])
+
 
 def checkpoint_offsets(harness: Harness) -> dict[str, int]:
     data = orjson.loads((harness.root / "state" / "checkpoint.json").read_bytes())
@@ -37,6 +41,7 @@ def assert_each_once(ids: Sequence[str], expected: Sequence[str]) -> None:
     assert max(counts.values()) == 1, f"delivered twice: {[i for i, n in counts.items() if n > 1]}"
 
 
+@WITH_WORKERS
 def test_reads_existing_lines_then_follows_appended_ones(harness: Harness) -> None:
     harness.append("a.log", harness.istio_lines("a", 5))
     receiver = harness.receiver()
@@ -47,6 +52,7 @@ def test_reads_existing_lines_then_follows_appended_ones(harness: Harness) -> No
     assert harness.request_ids() == [f"a-{i}" for i in range(5)] + [f"b-{i}" for i in range(3)]
 
 
+@WITH_WORKERS
 def test_partial_trailing_line_is_not_consumed_until_its_newline(harness: Harness) -> None:
     line = harness.istio_lines("p", 1)[0]
     path = harness.append("a.log", [line[:100]], newline=False)
@@ -62,6 +68,7 @@ def test_partial_trailing_line_is_not_consumed_until_its_newline(harness: Harnes
     assert checkpoint_offsets(harness) == {"a.log": path.stat().st_size}
 
 
+@WITH_WORKERS
 def test_rotation_by_rename_finishes_old_file_then_reads_new_one_from_start(harness: Harness) -> None:
     harness.append("a.log", harness.istio_lines("old", 5))
     # One line per read chunk: the unread rest of the old file takes more than one poll.
@@ -79,6 +86,7 @@ def test_rotation_by_rename_finishes_old_file_then_reads_new_one_from_start(harn
     assert harness.request_ids() == expected
 
 
+@WITH_WORKERS
 def test_rotation_by_rename_to_another_watched_name_is_not_read_twice(harness: Harness) -> None:
     harness.append("a.log", harness.istio_lines("old", 5))
     receiver = harness.receiver()
@@ -90,6 +98,7 @@ def test_rotation_by_rename_to_another_watched_name_is_not_read_twice(harness: H
     assert_each_once(harness.request_ids(), [f"old-{i}" for i in range(5)] + ["new-0", "new-1"])
 
 
+@WITH_WORKERS
 def test_copytruncate_rotation_reads_the_truncated_file_from_start(harness: Harness) -> None:
     path = harness.append("a.log", harness.istio_lines("old", 5))
     receiver = harness.receiver()
@@ -102,6 +111,7 @@ def test_copytruncate_rotation_reads_the_truncated_file_from_start(harness: Harn
     assert harness.request_ids() == [f"old-{i}" for i in range(5)] + ["new-0", "new-1"]
 
 
+@WITH_WORKERS
 def test_truncated_and_refilled_past_old_offset_is_read_from_start(harness: Harness) -> None:
     path = harness.append("a.log", harness.istio_lines("old", 2))
     receiver = harness.receiver()
@@ -114,6 +124,7 @@ def test_truncated_and_refilled_past_old_offset_is_read_from_start(harness: Harn
     assert harness.request_ids() == ["old-0", "old-1"] + [f"new-{i}" for i in range(6)]
 
 
+@WITH_WORKERS
 def test_file_appearing_later_is_read_from_its_start_even_with_start_at_end(harness: Harness) -> None:
     harness.append("a.log", harness.istio_lines("history", 5))
     receiver = harness.receiver(harness.config(start_at="end"))
@@ -125,6 +136,7 @@ def test_file_appearing_later_is_read_from_its_start_even_with_start_at_end(harn
     assert sorted(harness.request_ids()) == sorted(["late-0", "late-1", "late-2", "fresh-0", "fresh-1"])
 
 
+@WITH_WORKERS
 def test_exclude_patterns_skip_matching_files(harness: Harness) -> None:
     harness.append("a.log", harness.istio_lines("kept", 2))
     harness.append("skip-me.log", harness.istio_lines("skipped", 2))
@@ -133,6 +145,7 @@ def test_exclude_patterns_skip_matching_files(harness: Harness) -> None:
     assert harness.request_ids() == ["kept-0", "kept-1"]
 
 
+@WITH_WORKERS
 def test_restart_from_checkpoint_delivers_every_line_exactly_once(harness: Harness) -> None:
     harness.append("a.log", harness.istio_lines("first", 200))
     first = harness.receiver()
@@ -148,6 +161,7 @@ def test_restart_from_checkpoint_delivers_every_line_exactly_once(harness: Harne
     assert_each_once(harness.request_ids(), expected)
 
 
+@WITH_WORKERS
 def test_restart_with_a_different_start_at_still_resumes_from_checkpoint(harness: Harness) -> None:
     harness.append("a.log", harness.istio_lines("first", 3))
     first = harness.receiver()
@@ -159,6 +173,7 @@ def test_restart_with_a_different_start_at_still_resumes_from_checkpoint(harness
     assert_each_once(harness.request_ids(), ["first-0", "first-1", "first-2", "second-0", "second-1"])
 
 
+@WITH_WORKERS
 def test_checkpoint_does_not_advance_past_records_a_closed_pipeline_refused(harness: Harness) -> None:
     harness.append("a.log", harness.istio_lines("a", 4))
     closed = harness.new_pipeline()
@@ -228,6 +243,7 @@ def test_a_refused_batch_is_read_again_at_the_next_poll(harness: Harness) -> Non
     assert harness.request_ids() == [f"a-{i}" for i in range(20)]
 
 
+@WITH_WORKERS
 def test_cri_partial_lines_are_joined_into_one_record(harness: Harness) -> None:
     shutil.copyfile(harness.testdata / "cri.log", harness.path(f"{harness.pod_dir}/0.log"))
     receiver = harness.receiver()
@@ -239,6 +255,7 @@ def test_cri_partial_lines_are_joined_into_one_record(harness: Harness) -> None:
     assert harness.stats.total_parse_errors() == 0
 
 
+@WITH_WORKERS
 def test_cri_partial_line_is_not_checkpointed_half_read(harness: Harness) -> None:
     line = harness.istio_lines("split", 1)[0]
     name = f"{harness.pod_dir}/0.log"
@@ -256,6 +273,7 @@ def test_cri_partial_line_is_not_checkpointed_half_read(harness: Harness) -> Non
     assert harness.request_ids() == ["whole-0", "split-0"]
 
 
+@WITH_WORKERS
 def test_docker_json_lines_are_unwrapped_and_joined(harness: Harness) -> None:
     shutil.copyfile(harness.testdata / "docker.log", harness.path("docker/abc-json.log"))
     receiver = harness.receiver()
@@ -267,6 +285,7 @@ def test_docker_json_lines_are_unwrapped_and_joined(harness: Harness) -> None:
     assert harness.stats.total_parse_errors() == 0
 
 
+@WITH_WORKERS
 def test_kubernetes_pod_log_path_names_the_reporting_proxy(harness: Harness) -> None:
     harness.append(f"{harness.pod_dir}/0.log", harness.istio_lines("a", 1))
     harness.receiver().poll()
@@ -304,6 +323,7 @@ def test_file_outside_kubernetes_without_config_reports_unknown(harness: Harness
     assert record.source_workload == "unknown"
 
 
+@WITH_WORKERS
 def test_bad_lines_are_counted_by_reason_and_sampled_into_a_bounded_dead_letter_file(harness: Harness) -> None:
     good = harness.istio_lines("good", 3)
     path = harness.path("a.log")
@@ -354,6 +374,7 @@ def test_random_bytes_never_crash_the_receiver(harness: Harness, seed: int) -> N
     assert harness.request_ids()[-1:] == ["after-0"]
 
 
+@WITH_WORKERS
 def test_threaded_receiver_follows_a_growing_file_and_shutdown_is_idempotent(harness: Harness) -> None:
     receiver = harness.receiver()
     receiver.start()
@@ -429,6 +450,7 @@ def test_a_scan_that_finds_nothing_does_not_close_files_still_at_their_path(
     assert_each_once(harness.request_ids(), [f"a-{i}" for i in range(100)] + ["b-0", "b-1"])
 
 
+@WITH_WORKERS
 def test_a_file_renamed_out_and_back_in_is_not_read_twice(harness: Harness) -> None:
     path = harness.append("a.log", harness.istio_lines("a", 100))
     receiver = harness.receiver()
@@ -444,6 +466,7 @@ def test_a_file_renamed_out_and_back_in_is_not_read_twice(harness: Harness) -> N
     assert_each_once(harness.request_ids(), [f"a-{i}" for i in range(100)] + ["b-0", "b-1"])
 
 
+@WITH_WORKERS
 def test_a_reused_inode_with_other_content_is_read_from_its_start(harness: Harness) -> None:
     path = harness.append("a.log", harness.istio_lines("a", 3))
     receiver = harness.receiver()
@@ -494,6 +517,7 @@ def rotate_mid_read(harness: Harness) -> tuple[FileLogReceiver, list[str]]:
     return receiver, [f"old-{i}" for i in range(40)] + [f"new-{i}" for i in range(3)]
 
 
+@WITH_WORKERS
 def test_a_rotated_file_unfinished_at_shutdown_is_finished_after_restart(harness: Harness) -> None:
     first, expected = rotate_mid_read(harness)
     first.shutdown()
@@ -508,6 +532,7 @@ def test_a_rotated_file_unfinished_at_shutdown_is_finished_after_restart(harness
     assert ("filelog", "rotated_unread") not in harness.stats.dropped
 
 
+@WITH_WORKERS
 def test_a_rotated_file_renamed_with_a_timestamp_is_found_after_restart(harness: Harness) -> None:
     first, expected = rotate_mid_read(harness)
     first.shutdown()
@@ -519,6 +544,7 @@ def test_a_rotated_file_renamed_with_a_timestamp_is_found_after_restart(harness:
     assert_each_once(harness.request_ids(), expected)
 
 
+@WITH_WORKERS
 def test_a_rotated_file_deleted_before_restart_is_counted_as_unread(harness: Harness) -> None:
     first, _ = rotate_mid_read(harness)
     first.shutdown()
