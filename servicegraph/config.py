@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from servicegraph.durations import duration_errors, parse_duration
 from servicegraph.health import HealthConfig
 from servicegraph.spanpairs import SpanPairingConfig
 from servicegraph.ui.settings import UiSettings
 from telemetry.endpoints import split_endpoint
+from telemetry.security.config import AuthConfig, TlsConfig
 
 LIVE = "live"
 PROMETHEUS_PREFIX = "prometheus="
@@ -16,6 +18,7 @@ PROMETHEUS_PREFIX = "prometheus="
 
 @dataclass
 class GraphConfig:
+    LISTENER: ClassVar[bool] = True  # a server: its endpoint is listened on (telemetry.endpoints.listeners)
     enabled: bool = True
     endpoint: str = "127.0.0.1:8050"  # the HTTP API (and the UI)
     source: str = LIVE  # "live": this collector's own traffic; "prometheus=URL": any Prometheus
@@ -30,6 +33,9 @@ class GraphConfig:
     max_span_pair_series: int = 10_000
     ui: UiSettings = field(default_factory=UiSettings)  # the web page on the same endpoint
     ui_enabled: bool = True
+    # Optional, for the API and the UI alike: a bearer token (a browser opens /?token=... once) and TLS.
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     def validate(self) -> list[str]:
         errors = []

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from servicegraph.model import GRAPH_TYPES
 from telemetry.config import Config
@@ -55,6 +56,9 @@ def _addresses(collector: object) -> list[str]:
     def host(endpoint: str) -> str:
         return endpoint.rpartition(":")[0] or "0.0.0.0"
 
+    def scheme(server: Any) -> str:
+        return "https" if server.tls.enabled else "http"
+
     lines = []
     if collector.metrics is not None:
         lines.append(
@@ -70,13 +74,13 @@ def _addresses(collector: object) -> list[str]:
                 lines.append(f"  OTLP gRPC    {host(config.receivers.otlp.grpc.endpoint)}:{receiver.grpc_port}")  # type: ignore[attr-defined]
             if receiver.http is not None:  # type: ignore[attr-defined]
                 lines.append(
-                    f"  OTLP HTTP    http://{host(config.receivers.otlp.http.endpoint)}:{receiver.http_port}/v1/traces"
+                    f"  OTLP HTTP    {scheme(config.receivers.otlp.http)}://{host(config.receivers.otlp.http.endpoint)}:{receiver.http_port}/v1/traces"
                 )  # type: ignore[attr-defined]
         elif name == "zipkin":
-            lines.append(f"  Zipkin       http://{host(config.receivers.zipkin.endpoint)}:{receiver.port}/api/v2/spans")  # type: ignore[attr-defined]
+            lines.append(f"  Zipkin       {scheme(config.receivers.zipkin)}://{host(config.receivers.zipkin.endpoint)}:{receiver.port}/api/v2/spans")  # type: ignore[attr-defined]
     if collector.graph is not None:
         lines.append(
-            f"  graph & UI   http://{host(config.graph.endpoint)}:{collector.graph.port}/ "
+            f"  graph & UI   {scheme(config.graph)}://{host(config.graph.endpoint)}:{collector.graph.port}/ "
             f"(API: /api/graph, source: {collector.graph.service.source_name})"
         )
     for name, _ in collector.traces._exporters:

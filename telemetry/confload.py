@@ -4,6 +4,15 @@ Every config class is a dataclass whose fields have defaults. ``load(cls, data)`
 against the fields (an unknown key is an error), each value against the field's type (a mistyped value
 is an error), and collects every error rather than stopping at the first, so ``check-config`` can list
 them all. ``MESHSCOPE_A__B__C=value`` overrides the key ``a.b.c`` (the value read as a YAML scalar).
+
+Any value may name environment variables, as the OpenTelemetry Collector's configs do:
+``${env:NAME}``, ``${env:NAME:-default}``, and ``$$`` for a literal ``$``. A value that is one whole
+reference takes the type of its key (``port: ${env:PORT}`` is an integer); an unset variable without
+a default is an error naming the key. References are expanded in the file's values only; a
+``MESHSCOPE_*`` override is taken verbatim (``$`` is just a character there), so a password set by one
+arrives as written. Error messages never show secrets: values under secret-named keys (token,
+password, api_key, headers, ...), every value substituted from a variable, and URLs' user:password are
+masked (telemetry/security/redact.py).
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -18,9 +28,18 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from telemetry.security.redact import scrub, secret_values
+
 T = TypeVar("T")
 
 ENV_PREFIX = "MESHSCOPE_"
+# A config is a few kilobytes; a file far beyond that is a mistake (or hostile) and is not parsed.
+MAX_CONFIG_BYTES = 1024 * 1024
+_REFERENCE = re.compile(r"\$\$|\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}?")
+
+
+class _FromEnv(str):
+    """A value that was one whole ``${env:...}`` reference: typed by its key when converted."""
 
 
 class ConfigError(ValueError):
@@ -39,10 +58,16 @@ def load(cls: type[T], data: Any, path: str = "") -> T:
 
 def load_file(cls: type[T], filename: str, environ: Mapping[str, str] | None = None) -> T:
     try:
-        with open(filename, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        with open(filename, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{filename}: cannot read: {exc.strerror}"]) from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{filename}: larger than {MAX_CONFIG_BYTES} bytes: not read"])
+    try:
+        data = _parse_yaml(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{filename}: not UTF-8 text: {exc.reason} at byte {exc.start}"]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([f"{filename}: not valid YAML: {exc}"]) from exc
     return load_mapping(cls, data, environ)
@@ -53,21 +78,88 @@ def load_mapping(cls: type[T], data: Any, environ: Mapping[str, str] | None = No
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"(top level): expected a mapping, got {_type_name(data)}"])
-    sources = apply_env(data, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    errors: list[str] = []
+    substituted: set[str] = set()
+    # The file's references first, then the overrides verbatim: a variable's value is never expanded
+    # again (as in the OpenTelemetry Collector), so a password holding "$$" or "${" arrives as set.
+    data = expand_env(data, environ, "", errors, substituted)
+    sources = apply_env(data, environ)
+    # A reference the override replaced does not matter any more.
+    errors = [message for message in errors if not _overridden(message.partition(":")[0], sources)]
+    # What a variable held may be a secret whatever its key is called: masked in every message too.
+    secrets = secret_values(data) | substituted
     try:
+        if errors:
+            raise ConfigError(errors)
         return load(cls, data)
     except ConfigError as error:
         # Name the variable an overridden key came from: the file may not even mention it.
         raise ConfigError(
             [
-                f"{message} (from {sources[key]})" if (key := message.partition(":")[0]) in sources else message
+                scrub(
+                    f"{message} (from {sources[key]})" if (key := message.partition(":")[0]) in sources else message,
+                    secrets,
+                )
                 for message in error.errors
             ]
         ) from None
 
 
+def expand_env(
+    value: Any,
+    environ: Mapping[str, str],
+    path: str = "",
+    errors: list[str] | None = None,
+    substituted: set[str] | None = None,
+) -> Any:
+    """``value`` with every ``${env:NAME}`` in its strings replaced; what cannot be is added to ``errors``.
+
+    ``substituted`` collects each variable's value put in (to be masked in messages).
+    """
+    errors = [] if errors is None else errors
+    substituted = set() if substituted is None else substituted
+    if isinstance(value, dict):
+        return {
+            key: expand_env(item, environ, _join(path, str(key)), errors, substituted) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [expand_env(item, environ, f"{path}[{index}]", errors, substituted) for index, item in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name is None:
+            errors.append(
+                f"{path or '(top level)'}: {match.group(0)!r} is not a reference: use ${{env:NAME}} "
+                "(or $$ for a literal $)"
+            )
+            return ""
+        found = environ.get(name)
+        if found is None or (found == "" and default is not None):
+            if default is None:
+                errors.append(f"{path or '(top level)'}: environment variable {name} is not set (${{env:{name}}})")
+                return ""
+            found = default
+        if found:
+            substituted.add(found)
+        return found
+
+    expanded = _REFERENCE.sub(replace, value)
+    whole = _REFERENCE.fullmatch(value)
+    return _FromEnv(expanded) if whole is not None and whole.group(0) != "$$" else expanded
+
+
+def _overridden(key_path: str, sources: Mapping[str, str]) -> bool:
+    return any(key_path == key or key_path.startswith((f"{key}.", f"{key}[")) for key in sources)
+
+
 def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    """Apply MESHSCOPE_* overrides to ``data``; returns each overridden key path's variable name."""
+    """Apply MESHSCOPE_* overrides to ``data`` (values read as YAML scalars, ``$`` taken literally);
+    returns each overridden key path's variable name."""
     sources: dict[str, str] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or len(name) == len(ENV_PREFIX):
@@ -80,11 +172,26 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str
                 child = node[key] = {}
             node = child
         try:
-            node[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
+            node[keys[-1]] = _parse_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
             node[keys[-1]] = raw
         sources[".".join(keys)] = name
     return sources
+
+
+def _parse_yaml(text: str) -> Any:
+    """``yaml.safe_load``, failing only with yaml.YAMLError.
+
+    PyYAML's constructors raise ValueError, AttributeError or TypeError on tagged scalars they cannot
+    read (``2024-13-01``, ``!!timestamp x``, ``!!int x``) and its composer recurses once per nesting
+    level (RecursionError): each is text that is not a usable YAML document, as a syntax error is.
+    """
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise
+    except Exception as exc:
+        raise yaml.YAMLError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _type_name(value: Any) -> str:
@@ -102,6 +209,9 @@ def _join(path: str, key: str) -> str:
 def _convert(tp: Any, value: Any, path: str, errors: list[str]) -> Any:
     where = path or "(top level)"
     origin = get_origin(tp)
+    if isinstance(value, _FromEnv) and origin not in (typing.Union, types.UnionType):
+        # What a variable holds is text; a key of another type reads it as a YAML scalar, as overrides do.
+        value = str(value) if tp is str or tp is Any or origin is Literal else _scalar(value)
     if dataclasses.is_dataclass(tp):
         return _convert_dataclass(tp, value, path, errors)
     if origin in (typing.Union, types.UnionType):
@@ -159,10 +269,27 @@ def _convert(tp: Any, value: Any, path: str, errors: list[str]) -> Any:
     raise TypeError(f"config type {tp!r} at {where} is not supported")
 
 
+def _scalar(text: str) -> Any:
+    try:
+        parsed = _parse_yaml(text) if text else ""
+    except yaml.YAMLError:
+        return text
+    return parsed if isinstance(parsed, (str, int, float, bool)) or parsed is None else text
+
+
 def _describe(tp: Any) -> str:
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _placeholder(cls: Any) -> Any:
+    # What a section with errors converts to: never used, since load() raises. A class with fields
+    # that have no default (a section given in full or not at all) has none.
+    try:
+        return cls()
+    except TypeError:
+        return None
 
 
 def _convert_dataclass(cls: Any, value: Any, path: str, errors: list[str]) -> Any:
@@ -171,7 +298,7 @@ def _convert_dataclass(cls: Any, value: Any, path: str, errors: list[str]) -> An
         value = {}
     if not isinstance(value, dict):
         errors.append(f"{where}: expected a mapping, got {_type_name(value)}")
-        return cls()
+        return _placeholder(cls)
     hints = get_type_hints(cls)
     fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
     kwargs: dict[str, Any] = {}
@@ -185,12 +312,12 @@ def _convert_dataclass(cls: Any, value: Any, path: str, errors: list[str]) -> An
         kwargs[key] = _convert(hints[key], item, key_path, errors)
     if len(errors) > before:
         # Validation would only repeat what is wrong, on values of the wrong type.
-        return cls()
+        return _placeholder(cls)
     try:
         instance = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         errors.append(f"{where}: {exc}")
-        return cls()
+        return _placeholder(cls)
     validate = getattr(instance, "validate", None)
     if callable(validate):
         for message in validate():

@@ -2,31 +2,34 @@
 
 A route sees only a decoded body and its media type and answers with a ``Response``; this module owns
 what every route would otherwise repeat: 404 and 405, 415 for a media type the route does not read,
-the body limit (413) and decompression, counting rejected requests as parse errors, and the server's
-lifecycle. The standard library's ThreadingHTTPServer serves it, with the number of connections
-bounded: a connection beyond the bound waits in the listen backlog until one closes.
+the body limit (413) and decompression, bearer-token authentication (401) and TLS when configured,
+counting rejected requests as parse errors, and the server's lifecycle. The standard library's
+ThreadingHTTPServer serves it, with the number of connections bounded: a connection beyond the bound
+waits in the listen backlog until one closes.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from telemetry.endpoints import split_endpoint
 from telemetry.receivers.httpbody import BodyError, decode_content, read_raw
+from telemetry.security.auth import UNAUTHENTICATED, BearerAuth, challenge, refusal
+from telemetry.security.config import AuthConfig, TlsConfig
+from telemetry.security.connections import IDLE_TIMEOUT, ConnectionSlotsMixin
+from telemetry.security.tls import TlsServerMixin, server_context
 from telemetry.selfmetrics import SelfStats
 
 log = logging.getLogger(__name__)
 
 TEXT = "text/plain; charset=utf-8"
-# An idle keep-alive connection holds one of the bounded connection slots for at most this long.
-IDLE_TIMEOUT = 15.0
-_SLOT_POLL = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +71,22 @@ def text(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -
     return Response(status, message.encode() + b"\n", TEXT, headers)
 
 
+_PROTOCOL_ERRORS = {
+    400: "bad_request",
+    414: "request_line_too_long",
+    431: "headers_too_large",
+    501: "unsupported_method",
+    505: "unsupported_http_version",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Site:
     receiver: str
     routes: dict[str, Route]
     stats: SelfStats
     max_body_bytes: int
+    auth: BearerAuth
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -84,10 +97,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         site = self.server.site
         route = site.routes.get(self.path.split("?", 1)[0])
+        if not self._authenticated(site, route):
+            return
         if route is None:
             self._send(text(404, f"not found: {self.path}"), body_unread=True)
             return
-        media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        media_type = self._media_type()
         if media_type not in route.media_types:
             known = ", ".join(sorted(route.media_types))
             error = BodyError(
@@ -117,8 +132,29 @@ class _Handler(BaseHTTPRequestHandler):
             response = text(500, "internal error")
         self._send(response)
 
+    def _media_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+    def _authenticated(self, site: _Site, route: Route | None) -> bool:
+        """Whether the request may go on; when not, it has been answered 401 and counted."""
+        authorization = self.headers.get("Authorization")
+        if site.auth.allows(authorization):
+            return True
+        site.stats.parse_error(site.receiver, UNAUTHENTICATED)
+        headers = (("WWW-Authenticate", challenge(authorization)),)
+        media_type = self._media_type()
+        if route is not None and media_type in route.media_types and self.command == "POST":
+            answer = route.error(BodyError(401, UNAUTHENTICATED, refusal(authorization)), media_type)
+            self._send(replace(answer, headers=answer.headers + headers), body_unread=True)
+        else:
+            self._send(text(401, refusal(authorization), headers), body_unread=True)
+        return False
+
     def _not_post(self) -> None:
-        if self.path.split("?", 1)[0] in self.server.site.routes:
+        route = self.server.site.routes.get(self.path.split("?", 1)[0])
+        if not self._authenticated(self.server.site, route):
+            return
+        if route is not None:
             self._send(
                 text(405, f"method {self.command} not allowed: use POST", (("Allow", "POST"),)), body_unread=True
             )
@@ -150,56 +186,27 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The standard library answers what it cannot parse (a request line over 64 KiB, over 100
+        # headers or a header line over 64 KiB, a malformed request line) itself: counted here.
+        self.server.site.stats.parse_error(self.server.site.receiver, _PROTOCOL_ERRORS.get(code, f"http_{code}"))
+        super().send_error(code, message, explain)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(ConnectionSlotsMixin, TlsServerMixin, ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], site: _Site, max_connections: int) -> None:
+    def __init__(
+        self, address: tuple[str, int], site: _Site, max_connections: int, ssl_context: ssl.SSLContext | None
+    ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.site = site
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        self.closing = False
+        self.ssl_context = ssl_context
+        self.init_slots(max_connections)
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        while not self._slots.acquire(timeout=_SLOT_POLL):
-            if self.closing:
-                self.shutdown_request(request)
-                return
-        with self._connections_lock:
-            self._connections.add(request)
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self._release(request)
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._release(request)
-
-    def _release(self, request: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        self._slots.release()
-
-    def close_idle_connections(self) -> None:
-        """End every open connection's reading side: idle keep-alive connections close at once, a request
-        being answered still gets its response."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
 
 
 class HttpReceiverServer:
@@ -213,10 +220,15 @@ class HttpReceiverServer:
         stats: SelfStats,
         max_body_bytes: int,
         max_connections: int,
+        auth: AuthConfig | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         self._endpoint = endpoint
-        self._site = _Site(receiver, {route.path: route for route in routes}, stats, max_body_bytes)
+        self._site = _Site(
+            receiver, {route.path: route for route in routes}, stats, max_body_bytes, BearerAuth(auth or AuthConfig())
+        )
         self._max_connections = max_connections
+        self._tls = tls if tls is not None and tls.enabled else None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -232,8 +244,9 @@ class HttpReceiverServer:
             if self._server is not None or self._stopped:
                 raise RuntimeError(f"{self._site.receiver} receiver: start() may be called once, before shutdown()")
             host, port = split_endpoint(self._endpoint)
+            context = server_context(self._tls, f"{self._site.receiver} receiver") if self._tls is not None else None
             try:
-                server = _Server((host, port), self._site, self._max_connections)
+                server = _Server((host, port), self._site, self._max_connections, context)
             except OSError as error:
                 raise OSError(f"{self._site.receiver} receiver cannot listen on {self._endpoint}: {error}") from error
             thread = threading.Thread(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from telemetry.endpoints import split_endpoint
 
 
 @dataclass
 class PrometheusConfig:
+    LISTENER: ClassVar[bool] = True  # a server: its endpoint is listened on (telemetry.endpoints.listeners)
     enabled: bool = True
     endpoint: str = "127.0.0.1:9464"
     max_series_per_metric: int = 10_000
