@@ -19,6 +19,7 @@ import orjson
 from telemetry.envoy.errors import ParseError
 from telemetry.envoy.istio import ASSEMBLED_FIELDS, RecordAssembler
 from telemetry.envoy.operators import (
+    FIELD_INDEX,
     FIELD_NAMES,
     NUMERIC_FIELDS,
     EnvoyFields,
@@ -42,6 +43,11 @@ Extractor = Callable[[str], EnvoyFields | None]
 _MAX_EXTRA_QUOTES = 8
 _PLAIN_TYPES = frozenset({str, int})  # what a JSON access-log field may be (bool is not int here: type())
 _MAX_LENIENT_CHARS = 16_384
+_GRPC_STATUS = FIELD_INDEX["grpc_status"]
+# What Envoy may print as a JSON number (typed JSON formats): the counters and %GRPC_STATUS_NUMBER%.
+_TEXT_POSITIONS = tuple(
+    index for index, name in enumerate(FIELD_NAMES) if name not in NUMERIC_FIELDS and name != "grpc_status"
+)
 
 # Envoy and pilot-agent's own messages: "2024-05-04T17:22:59.048Z\tinfo\t..." or "[2024-05-04 17:22:59.048][12][info]".
 _PROXY_OWN_LOG = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z?\t[a-z]+\t|\[\d{4}-\d\d-\d\d [\d:.]+\]\[\d+\]\[[a-z]+\]")
@@ -73,7 +79,14 @@ def _operator_pattern(field: str | None, following: str, inside_quotes: bool, le
     else:
         body = ".*"
     # Envoy prints "-" for an absent value: it is matched outside the group, which then captures None.
-    return f"(?:-|({body}))" if field is not None else f"(?:-|{body})"
+    group = f"({body})" if field is not None else body
+    if following and not (field in NUMERIC_FIELDS and following[0].isdigit()):
+        # Where a value can end is fixed (at the next literal, which the body cannot hold): one way to
+        # match a field, committed to at once. Otherwise "-" matches as both the absent mark and the
+        # body, and a line that does not fit retries 2^(dash fields) splits, each rescanning the rest
+        # of the line: a 64 KB line took 96 s to refuse.
+        return f"(?>-(?={re.escape(following)})|{group})"
+    return f"(?:-|{group})"
 
 
 def _text_regex(tokens: Sequence[str | Operator], lenient: bool, capture: frozenset[str]) -> re.Pattern[str]:
@@ -152,6 +165,7 @@ def _compile_json(fmt: str) -> Extractor:
     loads = orjson.loads
     new = tuple.__new__
     all_fields = itemgetter(*keys)
+    text_fields = itemgetter(*_TEXT_POSITIONS)
 
     def extract(line: str) -> EnvoyFields | None:
         if not line.startswith("{"):
@@ -168,8 +182,17 @@ def _compile_json(fmt: str) -> Extractor:
             values = tuple(data.get(key, "") for key in keys)
         if None in values or "-" in values:  # absent values, as Envoy writes them
             values = ["" if value is None or value == "-" else value for value in values]
-        if not set(map(type, values)) <= _PLAIN_TYPES:
+        kinds = set(map(type, values))
+        if not kinds <= _PLAIN_TYPES:
             raise ParseError("bad_field_type", "a field is an object, array, boolean or fraction")
+        if int in kinds:
+            # Only counters and the gRPC status may be JSON numbers; a number where an address or a
+            # label goes would reach the Record (and every sink) as an int.
+            if int in set(map(type, text_fields(values))):
+                raise ParseError("bad_field_type", "a text field (address, name, id, ...) is a number")
+            if values[_GRPC_STATUS].__class__ is int:  # %GRPC_STATUS_NUMBER%: 0 (OK) must not read as absent
+                values = list(values)
+                values[_GRPC_STATUS] = str(values[_GRPC_STATUS])
         return new(EnvoyFields, values)
 
     return extract

@@ -14,6 +14,7 @@ from typing import BinaryIO
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS = zlib.MAX_WBITS
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class BodyError(Exception):
@@ -36,12 +37,10 @@ def read_raw(stream: BinaryIO, content_length: str | None, chunked: bool, limit:
     if content_length is None:
         # Without a length or chunking an HTTP/1.1 request has no body.
         return b""
-    try:
-        length = int(content_length)
-    except ValueError:
-        raise BodyError(400, "bad_content_length", f"bad_content_length: {content_length!r}") from None
-    if length < 0:
+    # ASCII digits only (RFC 9110): int() would also take "+5", "1_0" and other scripts' digits.
+    if not (content_length.isascii() and content_length.strip().isdigit()):
         raise BodyError(400, "bad_content_length", f"bad_content_length: {content_length!r}")
+    length = int(content_length)
     if length > limit:
         raise too_large(limit, f"Content-Length {length}")
     body = stream.read(length)
@@ -56,10 +55,10 @@ def _read_chunked(stream: BinaryIO, limit: int) -> bytes:
     while True:
         line = stream.readline(1024)
         size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise BodyError(400, "bad_chunking", f"bad_chunking: chunk size line {line[:40]!r}") from None
+        # Hex digits only (RFC 9112 chunk-size): int(..., 16) would also take "-1", "+1", "0x1" and "1_0".
+        if not size_text or size_text.lstrip(_HEX_DIGITS):
+            raise BodyError(400, "bad_chunking", f"bad_chunking: chunk size line {line[:40]!r}")
+        size = int(size_text, 16)
         if size == 0:
             # Trailers, if any, end with an empty line.
             while stream.readline(1024) not in (b"\r\n", b"\n", b""):

@@ -236,6 +236,8 @@ class _Batch:
         # A string would be repeated, not multiplied, below.
         if timestamp_us.__class__ is not int or duration_us.__class__ is not int:
             raise TypeError(f"timestamp and duration must be integers, got {timestamp_us!r}, {duration_us!r}")
+        if service.__class__ is not str:  # it is only encoded in finish(), outside the per-span checks
+            raise TypeError(f"localEndpoint.serviceName must be a string, got {service!r}")
         start = timestamp_us * 1000
         encoded_name = _NAME_CACHE.get(name)
         if encoded_name is None:
