@@ -78,8 +78,8 @@ class GraphRuntime:
         if config.prometheus_url:
             from servicegraph.sources.prometheus import PrometheusSource
 
-            source = PrometheusSource(config.prometheus_url, config.prometheus_selector)
-            name = f"prometheus {config.prometheus_url}"
+            source = PrometheusSource(config.prometheus_url, config.prometheus_selector, stats=stats)
+            name = f"prometheus {source.shown_url}"
         else:
             self.live = LiveSource(
                 istio, self.span_metrics, windows, config.points_per_window, parse_duration(config.idle_expiry)
@@ -95,6 +95,7 @@ class GraphRuntime:
             stale_seconds=2 * config.resolution,
             recents=EdgeRecents(recent_traces) if recent_traces is not None else None,
             status=self.rates.status,
+            unreachable=stats.unreachable,
         )
         self.app = create_app(self.service, config.health, parse_duration(config.default_window))
         if config.ui_enabled:
@@ -102,7 +103,7 @@ class GraphRuntime:
             from servicegraph.ui.backend import LocalBackend
 
             attach_ui(self.app, LocalBackend(self.app), config.ui_settings())
-        self.server = GraphServer(self.app, config.endpoint)
+        self.server = GraphServer(self.app, config.endpoint, config.auth, config.tls)
         self._stopped = False
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._run, name="graph-ticker", daemon=True)

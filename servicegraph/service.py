@@ -73,10 +73,13 @@ class GraphService:
         status: Callable[[], dict[str, float]] | None = None,
         keep_seconds: float = 30.0,
         stale_seconds: float = 0.0,
+        unreachable: Callable[[], dict[str, tuple[str, float]]] | None = None,
     ) -> None:
         self.source = source
         self.recents = recents
         self.status = status
+        # Backends that did not answer (SelfStats.unreachable): name -> (why, since), for the UI's banner.
+        self.unreachable = unreachable
         self.source_name = source_name
         self.points = points
         self._cache_seconds = cache_seconds
@@ -126,8 +129,11 @@ class GraphService:
                 self._entry(key, asked=previous.asked)
                 for form, render in list(previous.renderers.items()):
                     self.document(key[0], key[1], form, render)
-            except Exception:
-                log.exception("refreshing the %s graph of %gs failed", key[1].graph_type, key[0])
+            except Exception as error:
+                if getattr(error, "unreachable", False):  # an outage, reported as such: no traceback
+                    log.warning("refreshing the %s graph of %gs failed: %s", key[1].graph_type, key[0], error)
+                else:
+                    log.exception("refreshing the %s graph of %gs failed", key[1].graph_type, key[0])
 
     def _entry(self, key: tuple[float, GraphOptions], asked: float | None = None) -> _Entry:
         version = self._version()

@@ -100,11 +100,18 @@ def graph_blueprint(service: GraphService, health: HealthConfig, default_window:
 
     @api.get("/api/status")
     def status() -> Response:
-        if service.status is None:
+        if service.status is None and service.unreachable is None:
             return _error(404, "no collector runs in this process: its status is at the collector's own API")
-        return _json(service.status())
+        document: dict[str, Any] = dict(service.status()) if service.status is not None else {}
+        document["unreachable"] = unreachable_list(service.unreachable() if service.unreachable is not None else {})
+        return _json(document)
 
     return api
+
+
+def unreachable_list(unreachable: dict[str, tuple[str, float]]) -> list[dict[str, Any]]:
+    """``SelfStats.unreachable()`` as /api/status lists it: ``[{name, detail, since}]`` by name."""
+    return [{"name": name, "detail": detail, "since": since} for name, (detail, since) in sorted(unreachable.items())]
 
 
 def _ago(raw: str | None, name: str, default: float) -> float:

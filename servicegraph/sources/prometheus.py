@@ -64,6 +64,9 @@ from servicegraph.traffic import (
     Traffic,
 )
 from telemetry.exporters.prometheus.istio_metrics import DURATION_BUCKETS_MS
+from telemetry.reasons import short_reason
+from telemetry.security.redact import redact_url
+from telemetry.selfmetrics import SelfStats
 
 # Istio's standard metrics.
 REQUESTS_TOTAL = "istio_requests_total"
@@ -85,6 +88,10 @@ EMPTY_WHEN_ABSENT = frozenset({"grpc_response_status"})
 
 # Each query holds one HTTP connection and one thread; a traffic() call runs this many at once.
 MAX_CONCURRENT_QUERIES = 16
+# The dependency name it reports to SelfStats.reachability (meshscope_dependency_up, the UI's banner).
+DEPENDENCY = "prometheus"
+# Prometheus refuses a query it cannot run with these: it answered, so it is not "unreachable".
+_QUERY_REFUSED = frozenset({400, 422})
 
 _MATCHER = r"""\s*[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)\s*"""
 _MATCHER_LIST = re.compile(rf"(?:{_MATCHER}(?:,{_MATCHER})*,?)?\s*", re.DOTALL)
@@ -94,7 +101,14 @@ class PrometheusSourceError(RuntimeError):
     """A query could not be answered: Prometheus unreachable, slow, failing, or answering nonsense.
 
     Not a ``ValueError``: the caller's request was fine, the upstream failed (an API answers 502).
+    ``why``: one short line for the UI's banner when ``unreachable`` (no answer, a timeout, an HTTP
+    error other than a refused query, something that is not the Prometheus API at that URL).
     """
+
+    def __init__(self, message: str, unreachable: bool = False, why: str = "") -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -304,18 +318,21 @@ class PrometheusSource:
     ``selector``: label matchers added to every query, e.g. ``job="mesh-a",cluster="east"``, to pick
     one mesh or one set of collectors out of everything that Prometheus scrapes.
     ``timeout``: seconds each HTTP request may take; the queries run at once, so about the whole call's.
+    ``stats``: told after every read whether Prometheus answered (dependency ``prometheus``).
     Times are rounded to milliseconds, the API's resolution.
     """
 
-    def __init__(self, url: str, selector: str = "", timeout: float = 10.0) -> None:
+    def __init__(self, url: str, selector: str = "", timeout: float = 10.0, stats: SelfStats | None = None) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"url: expected http(s)://host:port[/prefix], got {url!r}")
+            raise ValueError(f"url: expected http(s)://host:port[/prefix], got {redact_url(url)!r}")
         if not timeout > 0:
             raise ValueError(f"timeout: must be positive, got {timeout!r}")
         self.url = url.rstrip("/")
+        self.shown_url = redact_url(self.url)  # for messages, /api/status and the banner: no user:password
         self.selector = validate_selector(selector)
         self.timeout = timeout
+        self._stats = stats
         # One pool for the source's life: a graph build asks every column at once, every tick.
         self._pool = ThreadPoolExecutor(min(len(COLUMN_QUERIES), MAX_CONCURRENT_QUERIES), "prometheus-source")
 
@@ -348,38 +365,51 @@ class PrometheusSource:
         queries = [(column, column.promql(self.selector, range_)) for column in COLUMN_QUERIES]
         futures = [self._pool.submit(self._query, endpoint, {"query": promql, **params}) for _, promql in queries]
         # Each request has its own timeout, so waiting for all of them is bounded.
-        return [(column, future.result()) for (column, _), future in zip(queries, futures, strict=True)]
+        try:
+            answers = [(column, future.result()) for (column, _), future in zip(queries, futures, strict=True)]
+        except PrometheusSourceError as error:
+            if self._stats is not None:
+                self._stats.reachability(DEPENDENCY, not error.unreachable, error.why if error.unreachable else "")
+            raise
+        if self._stats is not None:
+            self._stats.reachability(DEPENDENCY, True)
+        return answers
 
     def _assemble(self, answers: list[tuple[ColumnQuery, Series]], times_ms: list[int], step: float) -> list[Traffic]:
         try:
             return assemble(answers, times_ms, step)
         except ValueError as error:
-            raise PrometheusSourceError(f"Prometheus at {self.url} gave an unexpected answer: {error}") from error
+            raise PrometheusSourceError(f"Prometheus at {self.shown_url} gave an unexpected answer: {error}") from error
 
     def _query(self, endpoint: str, params: dict[str, str]) -> Series:
         url = f"{self.url}/api/v1/{endpoint}"
 
-        def failed(why: str) -> PrometheusSourceError:
-            return PrometheusSourceError(f"Prometheus query to {url} failed: {why}; query: {params['query']}")
+        def failed(why: str, unreachable: bool = False) -> PrometheusSourceError:
+            shown = f"{self.shown_url}/api/v1/{endpoint}"
+            message = f"Prometheus query to {shown} failed: {why}; query: {params['query']}"
+            return PrometheusSourceError(
+                message, unreachable, f"{self.shown_url}: {short_reason(why)}" if unreachable else ""
+            )
 
         try:
             body = self._post(url, urllib.parse.urlencode(params))
         except urllib.error.HTTPError as error:
             # Prometheus explains a refused query in the body of its 4xx/5xx answer.
             detail = _error_text(error.read()) or str(error.reason)
-            raise failed(f"HTTP {error.code}: {detail}") from error
+            raise failed(f"HTTP {error.code}: {detail}", error.code not in _QUERY_REFUSED) from error
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
-                raise failed(f"no answer within {self.timeout:g} s") from error
-            raise failed(f"cannot connect: {error.reason}") from error
+                raise failed(f"no answer within {self.timeout:g} s", True) from error
+            raise failed(f"cannot connect: {short_reason(str(error.reason), 500)}", True) from error
         except TimeoutError as error:  # socket.timeout is TimeoutError; raised while reading the answer
-            raise failed(f"no answer within {self.timeout:g} s") from error
+            raise failed(f"no answer within {self.timeout:g} s", True) from error
         except OSError as error:
-            raise failed(f"connection error: {error}") from error
+            raise failed(f"connection error: {short_reason(str(error), 500)}", True) from error
         try:
             answer = json.loads(body)
         except ValueError as error:
-            raise failed(f"the answer is not JSON: {body[:200]!r}") from error
+            # Something answers at that URL, but not Prometheus's API: for the banner as good as nothing.
+            raise failed(f"the answer is not JSON: {body[:200]!r}", True) from error
         if not isinstance(answer, dict) or answer.get("status") != "success":
             raise failed(_error_text(body) or f"unexpected answer {body[:200]!r}")
         try:

@@ -116,16 +116,19 @@ def _error_text(body: bytes) -> str:
 class HttpBackend(_ApiBackend):
     """A meshscope API at ``base_url`` (``http://host:8050``), read with urllib."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, token: str = "") -> None:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"expected an http:// or https:// URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.where = self.base_url
         self._timeout = timeout
+        self._headers = {"Accept": "application/json"}
+        if token:  # the API's bearer token (graph.auth.bearer_token there)
+            self._headers["Authorization"] = f"Bearer {token}"
 
     def _fetch(self, path: str) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.base_url + path, headers={"Accept": "application/json"})
+        request = urllib.request.Request(self.base_url + path, headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return response.status, response.read()
@@ -178,6 +181,13 @@ class CachedBackend:
             while len(self._graphs) > self._size:
                 self._graphs.popitem(last=False)
         return document
+
+    def last_graph(self, window: str, graph_type: str, namespaces: list[str], hide_idle: bool) -> dict[str, Any] | None:
+        """The last graph read for this view, however old: what the page shows while its source fails."""
+        key = (window, graph_type, tuple(sorted(namespaces)), hide_idle)
+        with self._lock:
+            cached = self._graphs.get(key)
+        return cached[1] if cached is not None else None
 
     def node(self, node_id: str, window: str, graph_type: str) -> dict[str, Any]:
         return self._backend.node(node_id, window, graph_type)

@@ -12,7 +12,8 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, ctx, no_update
 
-from servicegraph.ui.backend import BackendError, GraphBackend
+from servicegraph.ui.backend import BackendError, CachedBackend, GraphBackend
+from servicegraph.ui.banner import banner
 from servicegraph.ui.layout import default_view, refresh_options
 from servicegraph.ui.panel import PanelView, edge_panel, message_panel, node_panel
 from servicegraph.ui.refresh import plan_refresh
@@ -34,7 +35,7 @@ def _on(value: Any) -> bool:
     return bool(value) and "on" in value
 
 
-def register(app: dash.Dash, backend: GraphBackend, settings: UiSettings) -> None:
+def register(app: dash.Dash, backend: CachedBackend, settings: UiSettings) -> None:
     defaults = default_view(settings)
     windows = settings.window_choices()
     last_failure = [""]  # logged once, not at every refresh of every open page
@@ -74,6 +75,8 @@ def register(app: dash.Dash, backend: GraphBackend, settings: UiSettings) -> Non
         Output("known-namespaces", "data"),
         Output("inspect", "options"),
         Output("find-message", "children"),
+        Output("banner", "children"),
+        Output("banner", "hidden"),
         Input("tick", "n_intervals"),
         Input("graph-type", "value"),
         Input("namespaces", "value"),
@@ -103,15 +106,24 @@ def register(app: dash.Dash, backend: GraphBackend, settings: UiSettings) -> Non
         known: list[str] | None,
     ) -> tuple[Any, ...]:
         status = _status(backend)
+        view = (window, graph_type, list(namespaces or []), _on(hide_idle))
+        failure, unreachable_api = "", ""
+        document: dict[str, Any] | None
         try:
-            document = backend.graph(window, graph_type, list(namespaces or []), _on(hide_idle))
+            document = backend.graph(*view)
         except BackendError as error:
-            if str(error) != last_failure[0]:
+            failure = str(error)
+            unreachable_api = failure if error.status is None else ""  # no answer at all, not a refusal
+            if failure != last_failure[0]:
                 log.warning("the UI cannot read the graph: %s", error)
-            last_failure[0] = str(error)
-            nothing = [no_update] * 3
-            return (*nothing, summary_items(None, status, str(error)), no_update, no_update, no_update, no_update)
-        last_failure[0] = ""
+            # The last good graph stays on the page (also for a page opened during the outage).
+            document = backend.last_graph(*view)
+        last_failure[0] = failure
+        shown_banner = banner(status, unreachable_api)
+        # While the source fails, the bar says so rather than showing the old graph's figures.
+        bar = summary_items(document.get("summary") if document and not failure else None, status, failure)
+        if document is None:
+            return (*[no_update] * 3, bar, *[no_update] * 4, *shown_banner)
         planned = plan_refresh(
             document,
             memory or {},
@@ -128,11 +140,12 @@ def register(app: dash.Dash, backend: GraphBackend, settings: UiSettings) -> Non
             planned.elements if planned.elements is not None else no_update,
             planned.layout if planned.layout is not None else no_update,
             planned.memory,
-            summary_items(document.get("summary"), status),
+            bar,
             planned.namespaces,
             planned.namespaces,
             planned.nodes if planned.nodes is not None else no_update,
             planned.message,
+            *shown_banner,
         )
 
     @app.callback(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,6 +13,11 @@ from plotly.subplots import make_subplots
 _ROWS = (("Rate (/s)", ("rps",)), ("Errors (%)", ("error_pct",)), ("Latency (ms)", ("p50_ms", "p95_ms", "p99_ms")))
 _DASHES = {"p50_ms": "dot", "p95_ms": "solid", "p99_ms": "dash"}
 _COLOURS = ("#0066cc", "#8a3ffc", "#009d9a", "#b28600")
+
+
+def plotly_text(text: str) -> str:
+    """``text`` shown as it is: Plotly reads tags such as <b> and <a href> in legend and hover text."""
+    return html.escape(text, quote=False)
 
 
 def series_figure(series: Mapping[str, Sequence[Mapping[str, Any]]]) -> go.Figure:
@@ -29,7 +35,7 @@ def series_figure(series: Mapping[str, Sequence[Mapping[str, Any]]]) -> go.Figur
                     go.Scatter(
                         x=times,
                         y=[point.get(figure_name) for point in points],
-                        name=f"{name} {label}".strip(),
+                        name=plotly_text(f"{name} {label}".strip()),
                         mode="lines+markers",
                         marker={"size": 6},
                         line={"color": colour, "dash": _DASHES.get(figure_name, "solid"), "width": 1.6},

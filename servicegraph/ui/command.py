@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -49,6 +50,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--source", required=True, metavar="URL", help="http://host:port of a meshscope API, or prometheus=URL"
+    )
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-env",
+        default="",
+        metavar="NAME",
+        help="with an http(s) source: the environment variable holding the API's bearer token",
+    )
+    token.add_argument(
+        "--token-file",
+        default="",
+        metavar="PATH",
+        help="with an http(s) source: a file holding the API's bearer token (a mounted secret)",
     )
     parser.add_argument(
         "--listen",
@@ -138,10 +152,12 @@ def build(args: argparse.Namespace) -> tuple[str, int, Flask, str]:
         raise UsageError("; ".join(_flag_named(problem) for problem in problems))
     source: str = args.source
     if source.startswith(PROMETHEUS_PREFIX):
+        if getattr(args, "token_env", "") or getattr(args, "token_file", ""):
+            raise UsageError("--token-env / --token-file: only for an http(s):// meshscope API source")
         app = _prometheus_app(source[len(PROMETHEUS_PREFIX) :], args.prometheus_selector, settings)
         return host, port, app, f"Prometheus {source[len(PROMETHEUS_PREFIX) :]}"
     if source.startswith(("http://", "https://")):
-        return host, port, _remote_app(source, settings), source
+        return host, port, _remote_app(source, settings, _token(args)), source
     raise UsageError(f"--source: expected http://host:port of a meshscope API or prometheus=URL, got {source!r}")
 
 
@@ -150,18 +166,46 @@ def _flag_named(problem: str) -> str:
     return f"{_FLAGS.get(key, key)}: {reason}"
 
 
-def _remote_app(url: str, settings: Any) -> Flask:
+def _token(args: argparse.Namespace) -> str:
+    """The bearer token for a remote API, from --token-env or --token-file ("" when neither is given)."""
+    name: str = getattr(args, "token_env", "")
+    path: str = getattr(args, "token_file", "")
+    if name:
+        token = os.environ.get(name, "").strip()
+        if not token:
+            raise UsageError(f"--token-env: the environment variable {name} is not set or empty")
+        return token
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                token = handle.read(4096).strip()
+        except (OSError, UnicodeDecodeError) as error:
+            why = getattr(error, "strerror", None) or error
+            raise UsageError(f"--token-file: cannot read {path!r}: {why}") from None
+        if not token:
+            raise UsageError(f"--token-file: {path!r} is empty")
+        return token
+    return ""
+
+
+def _remote_app(url: str, settings: Any, token: str = "") -> Flask:
     from servicegraph.ui.app import attach_ui
     from servicegraph.ui.backend import BackendError, HttpBackend
 
     try:
-        backend = HttpBackend(url)
+        backend = HttpBackend(url, token=token)
     except ValueError as error:
         raise UsageError(f"--source: {error}") from None
     try:
         backend.graph(settings.default_window, "workload", [], False)
     except BackendError as error:
-        raise SourceError(f"the graph API at {url} cannot be read: {error}") from None
+        if error.status == 401:
+            hint = "the token is refused" if token else "it needs a bearer token: pass --token-env or --token-file"
+            raise SourceError(f"the graph API at {url} cannot be read: {hint} ({error})") from None
+        if error.status is not None:  # it answers, but is not a meshscope graph API
+            raise SourceError(f"the graph API at {url} cannot be read: {error}") from None
+        # Not answering yet (or for now): serve the page anyway, its banner says what is missing.
+        _warn(f"the graph API at {url} does not answer ({error}); the page shows a banner until it does")
     from flask import Flask
 
     app = Flask("meshscope-ui")
@@ -177,19 +221,29 @@ def _prometheus_app(url: str, selector: str, settings: Any) -> Flask:
     from servicegraph.sources.prometheus import PrometheusSource, PrometheusSourceError
     from servicegraph.ui.app import attach_ui
     from servicegraph.ui.backend import LocalBackend
+    from telemetry.selfmetrics import SelfStats
 
     window = parse_duration(settings.default_window)
+    # No collector runs here; the stats only carry Prometheus's reachability to /api/status and the banner.
+    stats = SelfStats()
     try:
-        source = PrometheusSource(url, selector)
+        source = PrometheusSource(url, selector, stats=stats)
     except ValueError as error:
         raise UsageError(f"--source prometheus=URL / --prometheus-selector: {error}") from None
     try:
         source.traffic(window)
     except PrometheusSourceError as error:
-        raise SourceError(str(error)) from None
-    app = create_app(GraphService(source, f"prometheus {url}"), HealthConfig(), window)
+        if not error.unreachable:  # it answers, and refuses the queries: a wrong selector, say
+            raise SourceError(str(error)) from None
+        _warn(f"Prometheus does not answer ({error.why}); the page shows a banner until it does")
+    service = GraphService(source, f"prometheus {source.shown_url}", unreachable=stats.unreachable)
+    app = create_app(service, HealthConfig(), window)
     attach_ui(app, LocalBackend(app), settings)
     return app
+
+
+def _warn(message: str) -> None:
+    print(f"meshscope ui: warning: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -175,6 +175,8 @@ def page(settings: UiSettings) -> Component:
                 ],
                 className="top",
             ),
+            # What the collector cannot reach (callbacks fill it from /api/status); hidden when all answer.
+            html.Div(id="banner", className="banner", role="alert", hidden=True),
             controls(settings, view),
             html.Main(
                 [

@@ -10,13 +10,15 @@ from dash.development.base_component import Component
 
 from servicegraph.ui import formatting
 
+MAX_ERROR = 240  # characters of a graph read's error in the bar
+
 
 def summary_items(
     summary: Mapping[str, Any] | None, status: Mapping[str, Any] | None, error: str = ""
 ) -> list[Component]:
     items: list[Component] = []
     if error:
-        items.append(_item("Graph", f"✖ {error}", "bad"))
+        items.append(_item("Graph", f"✖ {_one_line(error)}", "bad"))
     if summary is not None:
         success = summary.get("success_pct")
         degraded = int(summary.get("nodes_degraded") or 0)
@@ -32,6 +34,12 @@ def summary_items(
         ]
     items.append(_collector(status))
     return items
+
+
+def _one_line(text: str, limit: int = MAX_ERROR) -> str:
+    # An upstream's error may carry its whole query or a body: the bar keeps one readable line.
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _success_tone(success: float | None) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -25,6 +26,8 @@ from typing import NamedTuple, Protocol
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
+from telemetry.reasons import short_reason
+from telemetry.security.redact import redact_url
 from telemetry.selfmetrics import SelfStats
 
 log = logging.getLogger(__name__)
@@ -139,6 +142,38 @@ def slices_of(batch: Sequence[ResourceSpans]) -> tuple[list[SpanSlice], int]:
     return pieces, count
 
 
+# Failures after which the backend is still "reachable": it answered, and only refused this batch or
+# asked for less. Anything else (no connection, a timeout, a gateway error, a wrong path, refused
+# credentials) means spans are not getting through, and the UI's banner says so.
+ANSWERED_REASONS = frozenset(
+    {"http_400", "http_413", "http_429", "grpc_invalid_argument", "grpc_resource_exhausted", "grpc_out_of_range"}
+)
+_GRPC_PREFIX = re.compile(r"^(?:last error: )?(?:UNKNOWN: )?(?:ipv[46]:\S+?: )?")
+_BODY = re.compile(r" b['\"]")
+_MAX_WHY = 160
+
+
+def unreachable_why(error: ExportError) -> str | None:
+    """One short line saying why the backend did not take the batch; None if it answered (see ANSWERED_REASONS)."""
+    if error.reason in ANSWERED_REASONS:
+        return None
+    detail = str(error).partition(": ")[2] if str(error) != error.reason else ""
+    if error.reason.startswith("http_"):
+        # "Service Unavailable b'...body...'": the status line is enough for a banner.
+        status_line = _BODY.split(detail, maxsplit=1)[0]
+        why = f"HTTP {error.reason[5:]} {status_line}".strip()
+    elif error.reason.startswith("grpc_"):
+        # gRPC's "failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.1:4317: Failed to
+        # connect to remote host: Connection refused": the last error, without the address told already.
+        last = _GRPC_PREFIX.sub("", detail.rsplit("; ", 1)[-1])
+        why = f"gRPC {error.reason[5:].upper()}: {last}".rstrip(": ")
+    elif error.reason == "timeout":
+        why = "no answer in time"
+    else:
+        why = detail or error.reason.replace("_", " ")
+    return short_reason(why, _MAX_WHY)
+
+
 def backoff_delay(attempt: int, retry: RetryConfig, rand: Callable[[], float] = random.random) -> float:
     # "Equal jitter": never less than half the exponential step, so a down backend is not hammered,
     # yet exporters that failed together do not retry in lockstep.
@@ -149,8 +184,12 @@ def backoff_delay(attempt: int, retry: RetryConfig, rand: Callable[[], float] = 
 class ExportQueue:
     """A ``TraceSink``: bounded, batching, retrying delivery of spans through one transport."""
 
-    def __init__(self, name: str, transport: Transport, config: ExportQueueConfig, stats: SelfStats) -> None:
+    def __init__(
+        self, name: str, transport: Transport, config: ExportQueueConfig, stats: SelfStats, target: str = ""
+    ) -> None:
         self.name = name
+        # Where the transport sends to, named in the UI's banner when it does not answer (no user:password).
+        self.target = redact_url(target)
         self._transport = transport
         self._config = config
         self._stats = stats
@@ -305,6 +344,10 @@ class ExportQueue:
                 rejected = self._transport.send(batch)
             except ExportError as error:
                 self._stats.export_failure(self.name, error.reason)
+                why = unreachable_why(error)
+                if why is not None and self.target:
+                    why = f"{self.target}: {why}"
+                self._stats.reachability(self.name, why is None, why or "")
                 if not error.retryable:
                     log.warning("exporter %s: %s; giving up %d spans", self.name, error, count)
                     self._give_up(count)
@@ -328,6 +371,7 @@ class ExportQueue:
                 self._stats.export_failure(self.name, "internal_error")
                 self._give_up(count)
                 return
+            self._stats.reachability(self.name, True)
             if rejected:
                 self._stats.drop(self._stage, "rejected", rejected)
             self._stats.export_done(self.name, count - rejected)

@@ -14,29 +14,12 @@ import pytest
 from graphdata import GRAPHS, records_of, spans_of
 
 from telemetry.collector import Collector
-from telemetry.config import Config
-from telemetry.confload import load_mapping
-
-from realparts import free_port
+from tests.servicegraph.graphonly import start_graph_collector
 
 
 @pytest.fixture(scope="module")
 def collector() -> Iterator[Collector]:
-    config = load_mapping(
-        Config,
-        {
-            "receivers": {
-                "filelog": {"enabled": False},
-                "als": {"enabled": False},
-                "otlp": {"grpc": {"enabled": False}, "http": {"enabled": False}},
-                "zipkin": {"enabled": False},
-            },
-            "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{free_port()}"}},
-            "graph": {"endpoint": f"127.0.0.1:{free_port()}", "resolution": 3600},
-        },
-    )
-    collector = Collector(config)
-    collector.start()
+    collector = start_graph_collector({"resolution": 3600}, metrics=True)
     assert collector.graph is not None
     try:
         records = records_of(GRAPHS / "bookinfo" / "records.json")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from telemetry.collector import Collector
-from telemetry.config import Config
-from telemetry.confload import load_mapping
 from telemetry.envoy.parser import make_parser
 from telemetry.model import Workload
 from telemetry.spans.from_zipkin import resource_spans_from_json
+from tests.servicegraph.graphonly import start_graph_collector
 
 TRACE_ID = "463ac35c9f6413ad48485a3953bb6124"
 REQUEST_ID = "6e7e5f5e-3b3a-9c7e-a1a0-8ac8e1f0b9a2"
@@ -26,22 +24,7 @@ ZIPKIN_PROXY_SPAN = (
 
 
 def test_access_log_records_get_the_trace_id_of_the_span_with_their_request_id() -> None:
-    config = load_mapping(
-        Config,
-        {
-            "receivers": {
-                "filelog": {"enabled": False},
-                "als": {"enabled": False},
-                "otlp": {"grpc": {"enabled": False}, "http": {"enabled": False}},
-                "zipkin": {"enabled": False},
-            },
-            "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"}},
-            "graph": {"endpoint": "127.0.0.1:0"},
-        },
-        {},
-    )
-    collector = Collector(config)
-    collector.start()
+    collector = start_graph_collector({})
     try:
         collector.traces.accept(resource_spans_from_json(ZIPKIN_PROXY_SPAN), "zipkin")
         parser = make_parser("istio", Workload("productpage-v1", "default", "productpage", "v1"), collector.peers)

@@ -27,4 +27,4 @@ def create_exporter(config: OtlpConfig, stats: SelfStats, environ: Mapping[str, 
         from telemetry.exporters.otlp.http_transport import HttpTransport
 
         transport = HttpTransport(settings)
-    return ExportQueue(NAME, transport, config, stats)
+    return ExportQueue(NAME, transport, config, stats, target=settings.endpoint)

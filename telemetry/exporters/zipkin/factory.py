@@ -18,4 +18,4 @@ NAME = "zipkin"
 def create_exporter(config: ZipkinConfig, stats: SelfStats, environ: Mapping[str, str] | None = None) -> TraceSink:
     """Raises ValueError("key: message") when the endpoint (from the config or OTEL_*) is unusable."""
     settings = resolve_zipkin(config, os.environ if environ is None else environ)
-    return ExportQueue(NAME, ZipkinTransport(settings), config, stats)
+    return ExportQueue(NAME, ZipkinTransport(settings), config, stats, target=settings.url)

@@ -115,3 +115,14 @@ def test_the_cache_answers_repeated_graph_requests_within_its_ttl() -> None:
     assert cached.graph("5m", "service", [], False) == {"call": 2}
     now[0] = 1.5
     assert cached.graph("5m", "app", ["a", "b"], False) == {"call": 3}
+
+
+def test_the_last_graph_of_a_view_outlives_its_ttl_for_when_the_source_fails() -> None:
+    now = [0.0]
+    counting = CountingBackend()
+    cached = CachedBackend(counting, ttl=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert cached.last_graph("5m", "app", [], False) is None
+    cached.graph("5m", "app", ["a"], False)
+    now[0] = 60.0
+    assert cached.last_graph("5m", "app", ["a"], False) == {"call": 1}
+    assert cached.last_graph("5m", "service", ["a"], False) is None  # another view: nothing to show

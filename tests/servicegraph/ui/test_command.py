@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from servicegraph.ui.command import add_parser, build, run
 from tests.servicegraph.ui.fakes import bookinfo_api, serve
@@ -31,16 +32,40 @@ def test_a_bad_listen_address_exits_2_naming_the_flag(api_url: str, capsys: pyte
     assert "--listen: 'localhost' is not host:port" in capsys.readouterr().err
 
 
-def test_an_unreachable_api_exits_1_naming_its_url(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreachable_api_still_serves_the_page_and_warns_naming_its_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    assert run(arguments("--source", url)) == 1
-    assert f"the graph API at {url} cannot be read: cannot reach {url}" in capsys.readouterr().err
+    _, _, app, _ = build(arguments("--source", url))
+    assert f"warning: the graph API at {url} does not answer (cannot reach {url}" in capsys.readouterr().err
+    assert app.test_client().get("/").status_code == 200
 
 
-def test_an_unreachable_prometheus_exits_1_naming_its_url(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreachable_prometheus_still_serves_the_page_and_its_status_names_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    assert run(arguments("--source", f"prometheus={url}")) == 1
-    assert f"Prometheus query to {url}/api/v1/query failed: cannot connect" in capsys.readouterr().err
+    _, _, app, _ = build(arguments("--source", f"prometheus={url}"))
+    assert f"warning: Prometheus does not answer ({url}: cannot connect: Connection refused)" in capsys.readouterr().err
+    status = app.test_client().get("/api/status").json
+    assert status is not None and [entry["name"] for entry in status["unreachable"]] == ["prometheus"]
+    assert status["unreachable"][0]["detail"] == f"{url}: cannot connect: Connection refused"
+
+
+def refusing_prometheus() -> Flask:
+    """Answers every query as Prometheus answers one it cannot parse."""
+    app = Flask("refusing")
+    refusal = {"status": "error", "errorType": "bad_data", "error": "parse error"}
+    app.add_url_rule("/api/v1/query", "query", lambda: (refusal, 400), methods=["GET", "POST"])
+    return app
+
+
+def test_a_source_that_answers_but_refuses_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    for url in serve(refusing_prometheus()):
+        assert run(arguments("--source", url)) == 1
+        assert f"the graph API at {url} cannot be read: {url}/api/graph: HTTP 404" in capsys.readouterr().err
+        assert run(arguments("--source", f"prometheus={url}")) == 1
+        assert f"{url}/api/v1/query failed: HTTP 400: bad_data: parse error" in capsys.readouterr().err
 
 
 def test_a_source_of_another_form_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

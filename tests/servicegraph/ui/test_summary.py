@@ -48,3 +48,9 @@ def test_collector_drops_and_parse_errors_are_flagged() -> None:
 def test_a_failed_graph_read_is_shown_with_the_reason() -> None:
     bar = items(None, None, "cannot reach http://collector:8050: refused")
     assert bar["Graph"] == ("✖ cannot reach http://collector:8050: refused", "summary-item bad")
+
+
+def test_a_long_upstream_error_is_cut_to_one_line() -> None:
+    error = "local API /api/graph: HTTP 502: Prometheus query failed: cannot connect; query: " + "sum by (a) " * 50
+    value, _ = items(None, None, error)["Graph"]
+    assert value.startswith("✖ local API /api/graph: HTTP 502") and value.endswith("…") and len(value) <= 242
