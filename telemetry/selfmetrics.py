@@ -23,6 +23,7 @@ class SelfStats:
         self.dropped: dict[tuple[str, str], int] = {}
         self.exported: dict[str, int] = {}
         self.export_failures: dict[tuple[str, str], int] = {}
+        self.restarts: dict[str, int] = {}  # helper processes (parsing workers) that died and were restarted
         self._queue_depths: dict[str, Callable[[], int]] = {}
         self._drop_counts: dict[tuple[str, str], Callable[[], int]] = {}
         self._dependencies: dict[str, tuple[bool, str, float]] = {}  # name -> (reachable, why not, since)
@@ -45,6 +46,9 @@ class SelfStats:
 
     def export_failure(self, exporter: str, reason: str, count: int = 1) -> None:
         self._add(self.export_failures, (exporter, reason), count)
+
+    def restarted(self, component: str, count: int = 1) -> None:
+        self._add(self.restarts, component, count)
 
     def reachability(self, dependency: str, reachable: bool, detail: str = "") -> None:
         """A backend (Jaeger, Zipkin, Fluentd, Elasticsearch, a Prometheus graph source) answered or did not.
@@ -146,6 +150,8 @@ class SelfStatsCollector(Collector):
                 ("meshscope_export_failures",
                  'Failed export attempts, by exporter and reason (give-ups are reason="gave_up").',
                  ["exporter", "reason"], dict(stats.export_failures)),
+                ("meshscope_restarts", "Helper processes (e.g. parsing workers) that died and were restarted.",
+                 ["component"], dict(stats.restarts)),
             ]  # fmt: skip
         for name, documentation, labels, values in counters:
             family = CounterMetricFamily(name, documentation, labels=labels)

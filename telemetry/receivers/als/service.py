@@ -1,9 +1,15 @@
 """One ALS stream: identify the reporting proxy, turn each message's entries into Records, hand them on.
 
 Envoy opens a long-lived stream per access logger and worker thread and names itself (``identifier``)
-on the first message only. Each message's Records go to the pipeline as one batch; a full pipeline is
-waited on briefly (backpressure on the stream) and then refused with RESOURCE_EXHAUSTED. A bad entry
-ends the stream with INVALID_ARGUMENT, after the message's good entries have been handed on.
+on the first message only. Each message's Records go to the pipeline as one batch. A bad entry ends the
+stream with INVALID_ARGUMENT, after the message's good entries have been handed on.
+
+Overload is answered with gRPC flow control, not refusal: while a message waits for room in a full
+pipeline its stream is not read, so grpc stops granting HTTP/2 window and Envoy's writes back up (Envoy
+then buffers, and past its own buffer counts ``access_logs.grpc_access_log.logs_dropped``, where an
+operator can see it). The wait is bounded (``backpressure_wait``); only a pipeline full for that long
+refuses the message with RESOURCE_EXHAUSTED, its Records counted as
+``dropped{stage="pipeline",reason="queue_full"}``, and ends the stream (Envoy opens a new one).
 
 Messages arrive as bytes and are decoded here rather than by grpc: grpcio (1.85) rejects an undecodable
 request stream itself, but then ``Server.stop`` can wait forever for that call. Decoding here also
@@ -39,7 +45,7 @@ class AccessLogService:
         pipeline: Pipeline,
         stats: SelfStats,
         peers: PeerTable,
-        backpressure_wait: float = 1.0,
+        backpressure_wait: float = 10.0,
     ) -> None:
         self._pipeline = pipeline
         self._stats = stats
@@ -120,8 +126,9 @@ class AccessLogService:
                 failures.append(error)
         for failure in failures:
             self._stats.parse_error(RECEIVER, failure.reason)
+        # Waiting here is the flow control: the next message is not read until this one is queued.
         if records and not self._pipeline.submit(records, RECEIVER, wait=self._wait):
-            # The pipeline has counted the refused records.
+            # The last resort, after a bounded wait; the pipeline has counted the refused records.
             abort(
                 context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,

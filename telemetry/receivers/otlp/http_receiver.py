@@ -25,7 +25,12 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_AFTER = (("Retry-After", "1"),)
 
-_STATUS_CODES = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT}
+_STATUS_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+}
 
 
 def _encode(message: Message, media_type: str) -> bytes:
@@ -69,4 +74,6 @@ class OtlpHttpReceiver(ServingReceiver):
             stats,
             max_body_bytes=config.max_body_bytes,
             max_connections=config.max_connections,
+            auth=config.auth,
+            tls=config.tls,
         )

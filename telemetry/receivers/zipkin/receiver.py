@@ -53,4 +53,6 @@ class ZipkinReceiver(ServingReceiver):
             stats,
             max_body_bytes=config.max_body_bytes,
             max_connections=config.max_connections,
+            auth=config.auth,
+            tls=config.tls,
         )
