@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.compose import fluentconf
 from tests.compose.stack import COMPOSE, envoy_services, render_envoy, resolved_compose, walk
 
 from conftest import require_program
@@ -99,7 +100,8 @@ def test_a_broken_collector_config_fails_check_config(tmp_path: Path) -> None:
 
 def test_the_collector_listens_on_all_interfaces_inside_its_container() -> None:
     config = yaml.safe_load(COLLECTOR.read_text())
-    endpoints = [value for value in walk(config, "endpoint") if not str(value).startswith(("http", "jaeger"))]
+    listening = [config["receivers"], config["exporters"]["prometheus"], config["graph"]]
+    endpoints = [value for value in walk(listening, "endpoint") if not str(value).startswith("http")]
     assert endpoints and all(str(endpoint).startswith("0.0.0.0:") for endpoint in endpoints), endpoints
 
 
@@ -120,12 +122,14 @@ def listening_ports(tmp_path: Path) -> dict[str, set[int]]:
     for name in services:
         if name.endswith("-app"):
             ports[name] |= {int(port) for port in re.findall(r'"PORT", "(\d+)"', app)}
-    ports["fluentd"] |= {int(port) for port in re.findall(r"^\s*port (\d+)", _source_blocks(), re.M)}
+    ports["fluentd"] |= {
+        int(source.params["port"]) for source in _fluent_conf().all("source") if "port" in source.params
+    }
     return ports
 
 
-def _source_blocks() -> str:
-    return "".join(re.findall(r"<source>.*?</source>", (COMPOSE / "fluentd" / "fluent.conf").read_text(), re.S))
+def _fluent_conf() -> fluentconf.Directive:
+    return fluentconf.parse((COMPOSE / "fluentd" / "fluent.conf").read_text())
 
 
 def used_addresses(tmp_path: Path) -> list[tuple[str, str, int]]:
@@ -139,13 +143,14 @@ def used_addresses(tmp_path: Path) -> list[tuple[str, str, int]]:
     for target in walk(prometheus, "targets"):
         used += [("prometheus.yml", *_split(address)) for address in target]
     collector = yaml.safe_load(COLLECTOR.read_text())["exporters"]
-    used += [("meshscope.yaml", *_split(collector[name]["endpoint"])) for name in ("otlp", "zipkin")]
+    used += [("meshscope.yaml", *_split(collector[name]["endpoint"])) for name in ("otlp", "zipkin", "fluentforward")]
     datasources = yaml.safe_load((PROVISIONING / "datasources" / "meshscope.yaml").read_text())["datasources"]
     used += [("grafana datasources", *_split(source["url"])) for source in datasources]
-    fluent = (COMPOSE / "fluentd" / "fluent.conf").read_text()
-    match = re.search(r"@type elasticsearch\s+host (\S+)\s+port (\d+)", fluent)
-    assert match
-    used.append(("fluent.conf", match[1], int(match[2])))
+    for match in _fluent_conf().all("match"):
+        if match.params["@type"] == "elasticsearch":
+            used.append(("fluent.conf", match.params["host"], int(match.params["port"])))
+    setup = services["logs-setup"]["environment"]
+    used += [("logs-setup", *_split(setup[name])) for name in ("ELASTICSEARCH_URL", "KIBANA_URL")]
     used.append(("loadgen", *_split(services["loadgen"]["environment"]["TARGET"])))
     used += [
         ("kibana", *_split(url)) for url in yaml.safe_load(services["kibana"]["environment"]["ELASTICSEARCH_HOSTS"])

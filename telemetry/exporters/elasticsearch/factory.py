@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from telemetry.exporters.elasticsearch.config import ElasticsearchConfig
+from telemetry.exporters.elasticsearch.sink import NAME, ElasticsearchSink
 from telemetry.pipeline import Sink
 from telemetry.selfmetrics import SelfStats
 
-NAME = "elasticsearch"
+__all__ = ["NAME", "create_sink"]
 
 
 def create_sink(config: ElasticsearchConfig, stats: SelfStats) -> Sink:
-    raise NotImplementedError("the Elasticsearch sink is being built (issue 7)")
+    """The sink starts its sender at once; it connects (and installs the templates) on the first batch."""
+    return ElasticsearchSink(config, stats)
