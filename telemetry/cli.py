@@ -77,7 +77,9 @@ def _addresses(collector: object) -> list[str]:
                     f"  OTLP HTTP    {scheme(config.receivers.otlp.http)}://{host(config.receivers.otlp.http.endpoint)}:{receiver.http_port}/v1/traces"
                 )  # type: ignore[attr-defined]
         elif name == "zipkin":
-            lines.append(f"  Zipkin       {scheme(config.receivers.zipkin)}://{host(config.receivers.zipkin.endpoint)}:{receiver.port}/api/v2/spans")  # type: ignore[attr-defined]
+            lines.append(
+                f"  Zipkin       {scheme(config.receivers.zipkin)}://{host(config.receivers.zipkin.endpoint)}:{receiver.port}/api/v2/spans"
+            )  # type: ignore[attr-defined]
     if collector.graph is not None:
         lines.append(
             f"  graph & UI   {scheme(config.graph)}://{host(config.graph.endpoint)}:{collector.graph.port}/ "

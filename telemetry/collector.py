@@ -22,6 +22,7 @@ from telemetry.traces import SpanSink, TraceIngest, TraceSink
 
 if TYPE_CHECKING:
     from servicegraph.runtime import GraphRuntime
+    from telemetry.receivers.filelog.workers.outputs import WorkerOutputs
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class Collector:
     traces: TraceIngest = field(init=False)
     graph: GraphRuntime | None = field(init=False, default=None)
     receivers: list[tuple[str, Receiver]] = field(init=False, default_factory=list)
+    # Sinks that keep Records on disk: a file-tailing checkpoint waits for them (see _sinks_durable).
+    _durable_sinks: list[Sink] = field(init=False, default_factory=list)
     _stopped: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -78,6 +81,8 @@ class Collector:
         self.stats.watch_drops("peers", "evicted", lambda: self.peers.evicted)
         self.stats.watch_drops("trace_ids", "evicted", lambda: request_index.evicted)
         self.stats.watch_drops("recent_traces", "edge_limit", lambda: self.recent_traces.dropped)
+        self._sink_names = [name for name, _ in sinks]
+        self._request_index = request_index
         self.traces = TraceIngest(
             self.pipeline,
             self.stats,
@@ -94,7 +99,12 @@ class Collector:
             from telemetry.exporters.fluentforward.factory import NAME as FORWARD
             from telemetry.exporters.fluentforward.factory import create_sink as create_forward
 
-            sinks.append((FORWARD, create_forward(config.fluentforward, self.stats)))
+            forward = create_forward(config.fluentforward, self.stats)
+            if self.metrics is not None:
+                self.metrics.registry.register(forward.metrics)
+            if forward.durable or config.fluentforward.spool.enabled:  # on disk (or once its spool opens)
+                self._durable_sinks.append(forward)
+            sinks.append((FORWARD, forward))
         if config.elasticsearch.enabled:
             from telemetry.exporters.elasticsearch.factory import NAME as ELASTICSEARCH
             from telemetry.exporters.elasticsearch.factory import create_sink as create_elasticsearch
@@ -122,7 +132,11 @@ class Collector:
             from telemetry.receivers.filelog.factory import create_receiver as create_filelog
 
             keep_original = self.config.exporters.keep_original_lines()
-            filelog = create_filelog(config.filelog, self.pipeline, self.stats, self.peers, keep_original)
+            filelog = create_filelog(
+                config.filelog, self.pipeline, self.stats, self.peers, keep_original, self._filelog_outputs()
+            )
+            if self._durable_sinks:
+                filelog.checkpoint_barrier = self._sinks_durable
             self.receivers.append(("filelog", filelog))
         if config.als.enabled:
             from telemetry.receivers.als.factory import create_receiver as create_als
@@ -136,6 +150,29 @@ class Collector:
             from telemetry.receivers.zipkin.factory import create_receiver as create_zipkin
 
             self.receivers.append(("zipkin", create_zipkin(config.zipkin, self.traces, self.stats)))
+
+    def _sinks_durable(self, timeout: float = 5.0) -> bool:
+        """Whether every Record handed to the pipeline so far is safe in the sinks that keep Records on disk."""
+        deadline = time.monotonic() + timeout
+        if not self.pipeline.drain(timeout):
+            return False
+        return all(sink.flush(max(0.0, deadline - time.monotonic())) for sink in self._durable_sinks)
+
+    def _filelog_outputs(self) -> WorkerOutputs:
+        """What parsing workers send back: totals for the Istio metrics, and the Records the other sinks need."""
+        from telemetry.receivers.filelog.workers.outputs import METRICS_SINKS, WorkerOutputs, needs_of
+
+        istio = self.metrics.metrics if self.metrics is not None else None
+        if istio is None and self.graph is not None and self.graph.metrics_sink is not None:
+            istio = self.graph.metrics_sink.metrics
+        index = self._request_index
+        return WorkerOutputs(
+            metrics=istio,
+            metrics_sinks=frozenset(self._sink_names) & METRICS_SINKS,
+            records=needs_of(self._sink_names),
+            correlating=lambda: len(index) > 0,
+            trace_id_of=index.trace_id_of,
+        )
 
     def receiver(self, name: str) -> Receiver | None:
         return next((receiver for receiver_name, receiver in self.receivers if receiver_name == name), None)

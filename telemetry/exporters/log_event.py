@@ -22,6 +22,42 @@ DATASET = "meshscope.access"
 _NS_PER_MS = 1_000_000
 
 
+def _indexed(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[int, str], ...]:
+    return tuple((Record._fields.index(field), key) for field, key in pairs)
+
+
+# (Record field index, event key) of the fields that are left out when empty (or 0) ...
+OPTIONAL_FIELDS = _indexed((
+    ("response_code", "http.response.status_code"),
+    ("method", "http.request.method"),
+    ("path", "url.path"),
+    ("authority", "url.domain"),
+    ("request_id", "http.request.id"),
+    ("user_agent", "user_agent.original"),
+    ("trace_id", "trace.id"),
+    ("span_id", "span.id"),
+    ("grpc_status", "meshscope.grpc_status"),
+    ("upstream_cluster", "meshscope.upstream_cluster"),
+    ("route_name", "meshscope.route_name"),
+))  # fmt: skip
+# ... and of the peers' identity, left out when empty or "unknown" (the Fluentd encoder caches these per peer pair).
+KNOWN_FIELDS = _indexed((
+    ("destination_service", "destination.domain"),
+    ("source_workload", "meshscope.source.workload"),
+    ("source_namespace", "meshscope.source.namespace"),
+    ("source_app", "meshscope.source.app"),
+    ("source_version", "meshscope.source.version"),
+    ("source_principal", "meshscope.source.principal"),
+    ("destination_workload", "meshscope.destination.workload"),
+    ("destination_namespace", "meshscope.destination.namespace"),
+    ("destination_app", "meshscope.destination.app"),
+    ("destination_version", "meshscope.destination.version"),
+    ("destination_principal", "meshscope.destination.principal"),
+    ("destination_service_name", "meshscope.destination.service_name"),
+    ("destination_service_namespace", "meshscope.destination.service_namespace"),
+))  # fmt: skip
+
+
 def now_timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -35,7 +71,7 @@ def split_address(address: str) -> tuple[str, int | None]:
         host, _, port = address.partition(":")
     else:
         host, port = address, ""
-    return host, int(port) if port.isdigit() else None
+    return host, int(port) if port.isascii() and port.isdigit() else None
 
 
 def reporter_namespace(record: Record) -> str:
@@ -43,21 +79,21 @@ def reporter_namespace(record: Record) -> str:
     return record.source_namespace if record.reporter == "source" else record.destination_namespace
 
 
-def _address(event: Event, side: str, address: str) -> None:
+def looks_like_ip(host: str) -> bool:
+    """Only an address that is an ip goes into the ip-typed field (a socket path or hostname would not index)."""
+    return bool(host) and (host[0].isdigit() or ":" in host)
+
+
+def add_address(event: Event, side: str, address: str) -> None:
+    """The ``{side}.address``, ``.ip`` and ``.port`` fields of one address; none when it is empty."""
     if not address:
         return
     event[f"{side}.address"] = address
     ip, port = split_address(address)
-    # Only an address that is an ip goes into the ip-typed field (a socket path or hostname would not index).
-    if ip and (ip[0].isdigit() or ":" in ip):
+    if looks_like_ip(ip):
         event[f"{side}.ip"] = ip
     if port is not None:
         event[f"{side}.port"] = port
-
-
-def _known(event: Event, key: str, value: str) -> None:
-    if value and value != UNKNOWN:
-        event[key] = value
 
 
 def record_event(record: Record, fallback_timestamp: str, include_original: bool = False) -> Event:
@@ -75,43 +111,15 @@ def record_event(record: Record, fallback_timestamp: str, include_original: bool
         "meshscope.response_flags": record.response_flags,
         "meshscope.connection_security_policy": record.connection_security_policy,
     }
-    if record.response_code:
-        event["http.response.status_code"] = record.response_code
-    if record.method:
-        event["http.request.method"] = record.method
-    if record.path:
-        event["url.path"] = record.path
-    if record.authority:
-        event["url.domain"] = record.authority
-    if record.request_id:
-        event["http.request.id"] = record.request_id
-    if record.user_agent:
-        event["user_agent.original"] = record.user_agent
-    if record.trace_id:
-        event["trace.id"] = record.trace_id
-    if record.span_id:
-        event["span.id"] = record.span_id
-    if record.grpc_status:
-        event["meshscope.grpc_status"] = record.grpc_status
-    if record.upstream_cluster:
-        event["meshscope.upstream_cluster"] = record.upstream_cluster
-    if record.route_name:
-        event["meshscope.route_name"] = record.route_name
-    _address(event, "source", record.source_address)
-    _address(event, "destination", record.destination_address)
-    _known(event, "destination.domain", record.destination_service)
-    _known(event, "meshscope.source.workload", record.source_workload)
-    _known(event, "meshscope.source.namespace", record.source_namespace)
-    _known(event, "meshscope.source.app", record.source_app)
-    _known(event, "meshscope.source.version", record.source_version)
-    _known(event, "meshscope.source.principal", record.source_principal)
-    _known(event, "meshscope.destination.workload", record.destination_workload)
-    _known(event, "meshscope.destination.namespace", record.destination_namespace)
-    _known(event, "meshscope.destination.app", record.destination_app)
-    _known(event, "meshscope.destination.version", record.destination_version)
-    _known(event, "meshscope.destination.principal", record.destination_principal)
-    _known(event, "meshscope.destination.service_name", record.destination_service_name)
-    _known(event, "meshscope.destination.service_namespace", record.destination_service_namespace)
+    for index, key in OPTIONAL_FIELDS:
+        if value := record[index]:
+            event[key] = value
+    add_address(event, "source", record.source_address)
+    add_address(event, "destination", record.destination_address)
+    for index, key in KNOWN_FIELDS:
+        value = record[index]
+        if value and value != UNKNOWN:
+            event[key] = value
     if include_original and record.original:
         event["event.original"] = record.original
     return event

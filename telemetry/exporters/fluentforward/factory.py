@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from telemetry.exporters.fluentforward.config import FluentForwardConfig
-from telemetry.pipeline import Sink
+from telemetry.exporters.fluentforward.process import ProcessForwardSink
+from telemetry.exporters.fluentforward.sink import NAME, ForwardSink
 from telemetry.selfmetrics import SelfStats
 
-NAME = "fluentforward"
+__all__ = ["NAME", "create_sink"]
 
 
-def create_sink(config: FluentForwardConfig, stats: SelfStats) -> Sink:
-    raise NotImplementedError("the forward log sink is being built (issue 7)")
+def create_sink(config: FluentForwardConfig, stats: SelfStats) -> ForwardSink | ProcessForwardSink:
+    """The sink; its ``metrics`` (a prometheus Collector) belong on the collector's registry, and when it is
+    ``durable`` a file-tailing checkpoint should wait for its ``flush``."""
+    if config.helper_process:
+        return ProcessForwardSink(config, stats)
+    return ForwardSink(config, stats)

@@ -1,0 +1,258 @@
+"""The Fluentd forward log sink: encoding cost, events/s to an acknowledging peer, and into the spool.
+
+    .venv/bin/python benchmarks/log_sink.py [--events 400000]
+
+1. encoding: µs per Record, ``record_event`` + ``msgpack.packb`` against the sink's EntryEncoder;
+2. delivery: the sink fed in the pipeline's batches (8192 Records) as fast as it takes them, to a
+   Forward-protocol peer in another process (tests/forwardpeer.py, counting and acknowledging every
+   chunk) with require_ack on; events/s from the first consume to the last acknowledgement; in-process
+   (ForwardSink) and through the helper process (ProcessForwardSink), with CPU per event on each side;
+3. spool: the same with nothing listening (every chunk goes to the on-disk spool), then the replay of
+   that spool once the peer is up;
+4. end to end: the collector (in this process) tailing a file of access-log lines, with the forward
+   sink off, on in-process and on with its helper process, lines/s from start to the last line counted
+   (and, when on, acknowledged), and the CPU time of the collector's process per line;
+and the peak RSS of the process. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0:0] = [str(ROOT), str(ROOT / "tests")]
+
+import msgpack  # noqa: E402
+
+from telemetry.envoy.parser import make_parser  # noqa: E402
+from telemetry.envoy.peers import PeerTable  # noqa: E402
+from telemetry.exporters.fluentforward.config import FluentForwardConfig, SpoolConfig  # noqa: E402
+from telemetry.exporters.fluentforward.encoder import EntryEncoder  # noqa: E402
+from telemetry.exporters.fluentforward.sink import ForwardSink  # noqa: E402
+from telemetry.exporters.log_event import batch_events, now_timestamp  # noqa: E402
+from telemetry.model import Record, Workload  # noqa: E402
+from telemetry.selfmetrics import SelfStats  # noqa: E402
+
+PIPELINE_BATCH = 8192
+TEMPLATE = (
+    '[2024-05-04T17:22:59.{ms:03d}Z] "GET /items/{n} HTTP/1.1" 200 - via_upstream - "-" 0 {size} 12 11 "-" '
+    '"python-requests/2.31.0" "{n:08x}-1b2c-4d5e-8f90-a1b2c3d4e5f6" "shop.example.com" "10.244.{a}.9:9080" '
+    "outbound|9080||reviews.shop.svc.cluster.local 10.244.0.9:{port} 10.96.0.30:9080 10.244.0.9:{port} - default"
+)
+
+
+def records(count: int) -> list[Record]:
+    parser = make_parser("auto", Workload("productpage-v1", "shop", "productpage", "v1"), PeerTable())
+    return [
+        parser.parse(TEMPLATE.format(ms=n % 1000, n=n, size=100 + n % 5000, a=n % 7, port=20000 + n % 40000))
+        for n in range(count)
+    ]
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def encoding(sample: list[Record]) -> None:
+    packb = msgpack.Packer().pack
+    encoder = EntryEncoder("meshscope.access.{namespace}")
+    for name, run in (
+        ("record_event + packb", lambda chunk: [packb(event) for event in batch_events(chunk)]),
+        ("EntryEncoder", lambda chunk: encoder.encode(chunk, now_timestamp(), (0, 0))),
+    ):
+        best = float("inf")
+        for _ in range(3):
+            started = time.process_time()
+            for start in range(0, len(sample), PIPELINE_BATCH):
+                run(sample[start : start + PIPELINE_BATCH])
+            best = min(best, time.process_time() - started)
+        print(f"encoding  {name:22s} {best / len(sample) * 1e6:6.2f} µs/record ({len(sample) / best:,.0f}/s, 1 core)")
+
+
+def feed(sink: ForwardSink, sample: list[Record], events: int, queue_size: int) -> None:
+    """Consume ``events`` Records in pipeline batches, waiting (as the pipeline would) while the sink is full."""
+    fed = 0
+    while fed < events:
+        for start in range(0, len(sample), PIPELINE_BATCH):
+            while sink.depth() > queue_size - PIPELINE_BATCH:
+                time.sleep(0.001)
+            batch = sample[start : start + PIPELINE_BATCH][: events - fed]
+            sink.consume(batch)
+            fed += len(batch)
+            if fed >= events:
+                return
+
+
+def timed_feed(sink: ForwardSink, sample: list[Record], events: int, queue_size: int) -> tuple[float, float]:
+    """Wall and CPU seconds from the first consume to everything acknowledged or spooled."""
+    started, cpu = time.perf_counter(), time.process_time()
+    feed(sink, sample, events, queue_size)
+    assert sink.flush(120)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def start_peer() -> tuple[subprocess.Popen[str], int]:
+    peer = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forwardpeer.py")], stdout=subprocess.PIPE, text=True)
+    assert peer.stdout is not None
+    return peer, int(peer.stdout.readline())
+
+
+def delivery(sample: list[Record], events: int, spool_dir: Path) -> None:
+    peer, port = start_peer()
+    try:
+        config = FluentForwardConfig(
+            enabled=True, endpoint=f"127.0.0.1:{port}", spool=SpoolConfig(directory=str(spool_dir))
+        )
+        stats = SelfStats()
+        sink = ForwardSink(config, stats)
+        elapsed, cpu = timed_feed(sink, sample, events, config.queue_size)
+        sink.shutdown()
+        print(f"delivery  to the peer, acks on       {events / elapsed:10,.0f} events/s "
+              f"({cpu / events * 1e6:.2f} µs CPU/event in this process; acknowledged {stats.exported.get('fluentforward', 0):,}, "
+              f"dropped {sum(stats.dropped.values())})")  # fmt: skip
+    finally:
+        peer.terminate()
+        peer.wait()
+
+
+def helper_delivery(sample: list[Record], events: int, spool_dir: Path) -> None:
+    from telemetry.exporters.fluentforward.process import ProcessForwardSink
+
+    peer, port = start_peer()
+    try:
+        config = FluentForwardConfig(
+            enabled=True, endpoint=f"127.0.0.1:{port}", spool=SpoolConfig(directory=str(spool_dir))
+        )
+        stats = SelfStats()
+        sink = ProcessForwardSink(config, stats)
+        sink.consume(sample[:1000])
+        assert sink.flush(60)  # the helper is up and connected: its start is not measured
+        assert sink.helper_pid is not None
+        helper_cpu = process_cpu(sink.helper_pid)
+        elapsed, cpu = timed_feed(sink, sample, events, config.queue_size)
+        helper_cpu = process_cpu(sink.helper_pid) - helper_cpu
+        status = Path(f"/proc/{sink.helper_pid}/status").read_text()
+        peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+        sink.shutdown()
+        print(f"delivery  via the helper process      {events / elapsed:10,.0f} events/s "
+              f"(collector process {cpu / events * 1e6:.2f} µs CPU/event, helper {helper_cpu / events * 1e6:.2f}; "
+              f"helper peak RSS {int(peak) / 1024:.0f} MiB; dropped {sum(stats.dropped.values())})")  # fmt: skip
+    finally:
+        peer.terminate()
+        peer.wait()
+
+
+def spooling(sample: list[Record], events: int, spool_dir: Path) -> None:
+    peer, port = start_peer()
+    peer.terminate()
+    peer.wait()  # its port is now closed: Fluentd is away
+    spool = SpoolConfig(directory=str(spool_dir), max_bytes=1024 * 1024 * 1024, segment_bytes=16 * 1024 * 1024)
+    config = FluentForwardConfig(enabled=True, endpoint=f"127.0.0.1:{port}", spool=spool)
+    sink = ForwardSink(config, SelfStats())
+    elapsed, cpu = timed_feed(sink, sample, events, config.queue_size)
+    assert sink.spool is not None
+    size = sink.spool.disk_bytes()
+    print(f"spool     Fluentd down, into the spool {events / elapsed:10,.0f} events/s "
+          f"({cpu / events * 1e6:.2f} µs CPU/event; {size / events:.0f} bytes/event on disk, "
+          f"{sink.spool.pending_events:,} spooled)")  # fmt: skip
+    sink.shutdown()
+    # The replay: a new sink (as after a restart) finds the spool and sends it once the peer is up.
+    peer = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "forwardpeer.py"), "--port", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert peer.stdout is not None
+        peer.stdout.readline()
+        config.retry.initial_backoff = 0.05
+        replayer = ForwardSink(config, SelfStats())
+        started = time.perf_counter()
+        assert replayer.spool is not None
+        while replayer.spool.pending_events:
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        replayer.shutdown()
+        print(f"replay    spool to the peer, acks on   {events / elapsed:10,.0f} events/s")
+    finally:
+        peer.terminate()
+        peer.wait()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def end_to_end(lines: int, workdir: Path) -> None:
+    from telemetry.collector import Collector
+    from telemetry.config import Config
+    from telemetry.confload import load
+
+    logfile = workdir / "access.log"
+    with open(logfile, "w") as handle:
+        for n in range(lines):
+            handle.write(TEMPLATE.format(ms=n % 1000, n=n, size=100 + n % 5000, a=n % 7, port=20000 + n % 40000) + "\n")
+    peer, port = start_peer()
+    try:
+        for forward, helper in ((False, False), (True, False), (True, True)):
+            data = {
+                "receivers": {"filelog": {"include": [str(logfile)], "poll_interval": 0.05,
+                                          "checkpoint_file": str(workdir / f"checkpoint-{forward}-{helper}.json"),
+                                          "workloads": [{"glob": str(logfile), "workload": "productpage-v1",
+                                                         "namespace": "shop"}]},
+                              "als": {"enabled": False}, "otlp": {"grpc": {"enabled": False},
+                                                                  "http": {"enabled": False}},
+                              "zipkin": {"enabled": False}},
+                "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"},
+                              "fluentforward": {"enabled": forward, "endpoint": f"127.0.0.1:{port}",
+                                                "helper_process": helper,
+                                                "spool": {"directory": str(workdir / "spool")}}},
+                "graph": {"enabled": False},
+            }  # fmt: skip
+            collector = Collector(load(Config, data))
+            stats = collector.stats
+            started, cpu = time.perf_counter(), time.process_time()
+            collector.start()
+            while stats.total_received() < lines:
+                time.sleep(0.005)
+            assert collector.pipeline.flush(120)  # every sink done: with the forward sink, all acknowledged
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            helper = next((sink.helper_pid for sink in collector._durable_sinks if hasattr(sink, "helper_pid")), None)
+            helper_cpu = f", helper process {process_cpu(helper) / lines * 1e6:.2f} µs CPU/line" if helper else ""
+            collector.shutdown()
+            mode = "off" if not forward else "on, helper process" if helper else "on, in-process"
+            print(f"end to end, forward sink {mode:18s}: {lines / elapsed:10,.0f} lines/s "
+                  f"(collector process {cpu / lines * 1e6:.2f} µs CPU/line{helper_cpu})")  # fmt: skip
+    finally:
+        peer.terminate()
+        peer.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=400_000)
+    parser.add_argument("--distinct", type=int, default=50_000, help="distinct Records, fed over and over")
+    parser.add_argument("--lines", type=int, default=200_000, help="lines of the end-to-end file")
+    args = parser.parse_args()
+    sample = records(args.distinct)
+    print(f"{args.distinct:,} distinct Records built; peak RSS {rss_mib():.0f} MiB")
+    encoding(sample)
+    with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
+        delivery(sample, args.events, Path(first))
+        helper_delivery(sample, args.events, Path(first) / "helper")
+        print(f"peak RSS after delivery {rss_mib():.0f} MiB")
+        spooling(sample, args.events, Path(second))
+        print(f"peak RSS after spooling {rss_mib():.0f} MiB")
+    with tempfile.TemporaryDirectory() as third:
+        end_to_end(args.lines, Path(third))
+
+
+if __name__ == "__main__":
+    main()

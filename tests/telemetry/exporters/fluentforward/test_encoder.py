@@ -1,0 +1,182 @@
+"""The fast entry encoder decodes to exactly the events of record_event, with the Record's time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgpack
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from telemetry.envoy.parser import ParseError, make_parser
+from telemetry.envoy.peers import PeerTable
+from telemetry.exporters.fluentforward.encoder import EntryEncoder, parse_event_time
+from telemetry.exporters.log_event import record_event, reporter_namespace
+from telemetry.model import Record, Workload
+
+ACCESSLOGS = Path(__file__).parents[3] / "testdata" / "accesslogs"
+FALLBACK = "2030-01-02T03:04:05.678Z"
+NOW = (1_900_000_000, 123_456_789)
+REPORTER = Workload("productpage-v1", "default", "productpage", "v1")
+
+
+def decode(out: dict[str, tuple[bytearray, int]]) -> list[tuple[str, object, dict]]:  # type: ignore[type-arg]
+    decoded = []
+    for tag, (entries, count) in out.items():
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(bytes(entries))
+        items = list(unpacker)
+        assert len(items) == count
+        decoded.extend((tag, when, event) for when, event in items)
+    return decoded
+
+
+def golden_records(include_original: bool) -> list[Record]:
+    records = []
+    for path in sorted(ACCESSLOGS.glob("*.log")):
+        fmt = (ACCESSLOGS / "custom.format").read_text().rstrip("\n") if path.name == "custom.log" else "auto"
+        parser = make_parser(fmt, REPORTER, PeerTable(), keep_original=include_original)
+        for line in path.read_text().splitlines():
+            try:
+                records.append(parser.parse(line))
+            except ParseError:
+                continue
+    return records
+
+
+def expected_time(record: Record) -> tuple[int, int]:
+    if not record.start_time:
+        return NOW
+    parsed = parse_event_time(record.start_time)
+    return parsed if parsed is not None else NOW
+
+
+def check(records: list[Record], include_original: bool, tag: str = "meshscope.access.{namespace}") -> None:
+    encoder = EntryEncoder(tag, include_original)
+    decoded = decode(encoder.encode(records, FALLBACK, NOW))
+    assert encoder.unencodable == 0
+    assert len(decoded) == len(records)
+    by_tag: dict[str, list[tuple[object, dict]]] = {}  # type: ignore[type-arg]
+    for got_tag, when, event in decoded:
+        by_tag.setdefault(got_tag, []).append((when, event))
+    # Within a tag the order is the Records' order.
+    for record in records:
+        want_tag = tag.replace("{namespace}", reporter_namespace(record))
+        when, event = by_tag[want_tag].pop(0)
+        assert event == record_event(record, FALLBACK, include_original)
+        assert isinstance(when, msgpack.ExtType) and when.code == 0
+        seconds, nanoseconds = int.from_bytes(when.data[:4], "big"), int.from_bytes(when.data[4:], "big")
+        assert (seconds, nanoseconds) == expected_time(record)
+
+
+def test_every_golden_access_log_record_encodes_to_its_record_event() -> None:
+    records = golden_records(include_original=True)
+    assert len(records) >= 25
+    check(records, include_original=True)
+    check(records, include_original=False)
+    # Twice through one encoder: the cached identities and times give the same bytes.
+    encoder = EntryEncoder("meshscope.access.{namespace}")
+    assert encoder.encode(records, FALLBACK, NOW) == encoder.encode(records, FALLBACK, NOW)
+
+
+def test_the_event_time_is_the_proxy_start_time_to_the_nanosecond() -> None:
+    base = Record(reporter="source", source_namespace="shop", protocol="http", response_code=200)
+    cases = {
+        "2024-05-04T17:22:59.001Z": (1714843379, 1_000_000),
+        "2024-05-04T19:22:59.123456789+02:00": (1714843379, 123_456_789),
+        "2024-05-04T17:22:59Z": (1714843379, 0),
+        "2024-05-04T17:22:59.5-01:30": (1714848779, 500_000_000),
+        "not a time": NOW,
+        "": NOW,
+        # Outside what an EventTime's unsigned 32-bit seconds hold: the fallback, not a wrapped time.
+        "00010101": NOW,
+        "1970-01-01T00:30:00+01:00": NOW,
+        "2200-01-01T00:00:00Z": NOW,
+    }
+    encoder = EntryEncoder("t.{namespace}")
+    for _ in range(2):  # the second round reads the caches
+        for text, want in cases.items():
+            ((tag, when, event),) = decode(encoder.encode([base._replace(start_time=text)], FALLBACK, NOW))
+            assert tag == "t.shop"
+            assert (int.from_bytes(when.data[:4], "big"), int.from_bytes(when.data[4:], "big")) == want, text
+            assert event["@timestamp"] == (text or FALLBACK)
+
+
+def test_a_record_no_event_can_hold_is_counted_and_the_batch_goes_on() -> None:
+    good = Record(reporter="source", source_namespace="a", response_code=200)
+    bad = good._replace(duration_ms=1 << 62)  # event.duration in ns overflows a msgpack integer
+    encoder = EntryEncoder("t.{namespace}")
+    decoded = decode(encoder.encode([good, bad, good], FALLBACK, NOW))
+    assert len(decoded) == 2 and encoder.unencodable == 1
+
+
+text = st.text(max_size=40)
+maybe_unknown = st.one_of(st.just("unknown"), st.just(""), st.text(max_size=20))
+addresses = st.one_of(
+    st.just(""),
+    st.builds(lambda a, b, p: f"10.{a}.0.{b}:{p}", st.integers(0, 255), st.integers(0, 255), st.integers(0, 65535)),
+    st.builds(lambda p: f"[::1]:{p}", st.integers(0, 65535)),
+    st.just("unix:/var/run/x.sock"),
+    st.just("envoy://internal"),
+    st.text(alphabet="0123456789abcdef.:[]", max_size=30),
+)
+times = st.one_of(
+    st.just(""),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)).map(
+        lambda moment: moment.isoformat().replace("+00:00", "Z")
+    ),
+    st.text(alphabet="0123456789-T:.Z+", max_size=30),
+)
+records = st.builds(
+    Record,
+    reporter=st.sampled_from(["source", "destination", "unknown"]),
+    source_workload=maybe_unknown,
+    source_namespace=maybe_unknown,
+    source_principal=maybe_unknown,
+    source_app=maybe_unknown,
+    source_version=maybe_unknown,
+    destination_workload=maybe_unknown,
+    destination_namespace=maybe_unknown,
+    destination_principal=maybe_unknown,
+    destination_app=maybe_unknown,
+    destination_version=maybe_unknown,
+    destination_service=maybe_unknown,
+    destination_service_name=maybe_unknown,
+    destination_service_namespace=maybe_unknown,
+    connection_security_policy=st.sampled_from(["mutual_tls", "none", "unknown"]),
+    protocol=st.sampled_from(["http", "grpc", "tcp"]),
+    response_code=st.integers(0, 599),
+    grpc_status=st.sampled_from(["", "0", "2", "14"]),
+    response_flags=st.sampled_from(["-", "UF,URX", "NR"]),
+    duration_ms=st.integers(0, 10**9),
+    bytes_received=st.integers(0, 2**40),
+    bytes_sent=st.integers(0, 2**40),
+    method=st.sampled_from(["", "GET", "POST"]),
+    authority=text,
+    path=text,
+    source_address=addresses,
+    destination_address=addresses,
+    upstream_cluster=text,
+    trace_id=st.sampled_from(["", "4bf92f3577b34da6a3ce929d0e0e4736"]),
+    span_id=st.sampled_from(["", "00f067aa0ba902b7"]),
+    request_id=text,
+    start_time=times,
+    user_agent=text,
+    route_name=text,
+    original=text,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(records, min_size=1, max_size=20), st.booleans())
+def test_generated_records_encode_to_their_record_event(batch: list[Record], include_original: bool) -> None:
+    check(batch, include_original)
+
+
+def test_the_cached_identity_half_holds_only_fields_of_the_identity_key() -> None:
+    from telemetry.exporters.log_event import KNOWN_FIELDS
+    from telemetry.model import IDENTITY_FIELDS
+
+    # The encoder caches these entries per Record[:IDENTITY_FIELDS]: a field beyond it would go stale.
+    assert all(index < IDENTITY_FIELDS for index, _ in KNOWN_FIELDS)
