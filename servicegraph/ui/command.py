@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flask import Flask
+    from telemetry.security.config import AuthConfig, TlsConfig
 
 PROMETHEUS_PREFIX = "prometheus="
 # UiSettings keys -> the flags that set them, so errors name what the user typed.
@@ -71,6 +72,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="where to serve the page (default 127.0.0.1:8050)",
     )
     parser.add_argument(
+        "--auth-token-env",
+        default="",
+        metavar="NAME",
+        help="require the bearer token in this environment variable of the page's visitors "
+        "(open /?token=... once in a browser)",
+    )
+    parser.add_argument("--tls-cert", default="", metavar="PEM", help="serve the page over TLS with this certificate")
+    parser.add_argument("--tls-key", default="", metavar="PEM", help="the key of --tls-cert")
+    parser.add_argument(
         "--prometheus-selector",
         default="",
         metavar="MATCHERS",
@@ -110,23 +120,30 @@ def run(args: argparse.Namespace) -> int:
     except SourceError as error:
         print(f"meshscope ui: {error}", file=sys.stderr)
         return 1
-    from werkzeug.serving import make_server
+    from servicegraph.api.server import GraphServer
+    from telemetry.security.tls import TlsFilesError
 
     try:
-        server = make_server(host, port, app, threaded=True)
-    except OSError as error:
-        print(f"meshscope ui: --listen: cannot listen on {args.listen}: {error.strerror or error}", file=sys.stderr)
+        auth, tls = _page_security(args)
+    except UsageError as error:
+        print(f"meshscope ui: {error}", file=sys.stderr)
+        return 2
+    server = GraphServer(app, args.listen, auth=auth, tls=tls)
+    try:
+        server.start()
+    except (OSError, TlsFilesError) as error:
+        print(f"meshscope ui: --listen: cannot serve on {args.listen}: {error}", file=sys.stderr)
         return 1
     shown = f"[{host}]" if ":" in host else host
-    print(f"meshscope UI on http://{shown}:{server.server_port}/ (graphs from {source}; Ctrl-C to stop)", flush=True)
+    print(
+        f"meshscope UI on {server.scheme}://{shown}:{server.port}/ (graphs from {source}; Ctrl-C to stop)",
+        flush=True,
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, name="ui-http", daemon=True)
-    thread.start()
     stop.wait()
     server.shutdown()
-    server.server_close()
     return 0
 
 
@@ -159,6 +176,24 @@ def build(args: argparse.Namespace) -> tuple[str, int, Flask, str]:
     if source.startswith(("http://", "https://")):
         return host, port, _remote_app(source, settings, _token(args)), source
     raise UsageError(f"--source: expected http://host:port of a meshscope API or prometheus=URL, got {source!r}")
+
+
+def _page_security(args: argparse.Namespace) -> tuple[AuthConfig, TlsConfig]:
+    """Who may open the page (a bearer token) and whether it is served over TLS, from the flags."""
+    from telemetry.security.config import AuthConfig, TlsConfig
+
+    token = ""
+    if args.auth_token_env:
+        token = os.environ.get(args.auth_token_env, "").strip()
+        if not token:
+            raise UsageError(f"--auth-token-env: the environment variable {args.auth_token_env} is not set or empty")
+    auth = AuthConfig(bearer_token=token)
+    tls = TlsConfig(cert_file=args.tls_cert, key_file=args.tls_key)
+    problems = [f"--auth-token-env: {problem.partition(': ')[2]}" for problem in auth.validate()]
+    problems += [f"--tls-{problem.partition('_')[0]}: {problem.partition(': ')[2]}" for problem in tls.validate()]
+    if problems:
+        raise UsageError("; ".join(problems))
+    return auth, tls
 
 
 def _flag_named(problem: str) -> str:
