@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flask import Flask
+
     from telemetry.security.config import AuthConfig, TlsConfig
 
 PROMETHEUS_PREFIX = "prometheus="

@@ -75,9 +75,15 @@ def test_the_page_is_served_over_tls_only_to_holders_of_the_token(api_url: str, 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--auth-token-env", "NO_SUCH_VARIABLE_HERE"], "--auth-token-env: the environment variable NO_SUCH_VARIABLE_HERE"),
+        (
+            ["--auth-token-env", "NO_SUCH_VARIABLE_HERE"],
+            "--auth-token-env: the environment variable NO_SUCH_VARIABLE_HERE",
+        ),
         (["--tls-cert", "/nonexistent.crt"], "--tls-key: needed when"),
-        (["--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"], "--tls-cert: cannot read '/nonexistent.crt'"),
+        (
+            ["--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"],
+            "--tls-cert: cannot read '/nonexistent.crt'",
+        ),
     ],
 )
 def test_bad_security_flags_exit_2_naming_the_flag(api_url: str, flags: list[str], message: str) -> None:
