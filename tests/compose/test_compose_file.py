@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from tests.compose.stack import COMPOSE, raw_compose, resolved_compose
 
@@ -120,3 +121,19 @@ def test_the_collector_image_runs_as_a_non_root_user_with_a_healthcheck_on_the_a
     copied = re.findall(r"^COPY\s+(\S+)", dockerfile, re.M)
     for source in copied:
         assert (COMPOSE.parent / source).exists(), source
+
+
+def test_the_collectors_spool_and_working_directory_are_in_its_state_volume() -> None:
+    # The image runs as a non-root user: what the collector writes must land in the volume it owns.
+    dockerfile = (COMPOSE / "meshscope" / "Dockerfile").read_text()
+    workdirs = re.findall(r"^WORKDIR\s+(\S+)", dockerfile, re.M)
+    owned = re.findall(r"chown meshscope (\S+)", dockerfile)
+    state = next(
+        target.split(":")[1]
+        for target in raw_compose()["services"]["meshscope"]["volumes"]
+        if str(target).startswith("meshscope-state:")
+    )
+    assert workdirs[-1] == state and state in owned
+    config = yaml.safe_load((COMPOSE / "meshscope" / "meshscope.yaml").read_text())
+    assert config["exporters"]["fluentforward"]["spool"]["directory"].startswith(state + "/")
+    assert config["receivers"]["filelog"]["checkpoint_file"].startswith(state + "/")
