@@ -26,6 +26,7 @@ from typing import NamedTuple, Protocol
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
+from telemetry.exporters.sender import SenderState
 from telemetry.reasons import short_reason
 from telemetry.security.redact import redact_url
 from telemetry.selfmetrics import SelfStats
@@ -197,13 +198,8 @@ class ExportQueue:
         self._queue: deque[SpanSlice] = deque()
         self._queued = 0  # spans in _queue
         self._in_flight = 0  # spans of the batch being sent (still within the bound)
-        self._flushers = 0  # threads waiting in flush(): no point holding a partial batch back
-        self._cond = threading.Condition()
-        self._closed = False  # no new spans
-        self._stopping = False  # the worker leaves at its next chance
-        self._abort = threading.Event()  # interrupts a backoff wait at shutdown's deadline
-        self._shutdown_lock = threading.Lock()
-        self._shut = False
+        self._state = SenderState()
+        self._cond = self._state.cond
         stats.watch_queue(self._stage, self.depth)
         self._worker = threading.Thread(target=self._run, name=f"meshscope-export-{name}", daemon=True)
         self._worker.start()
@@ -216,7 +212,7 @@ class ExportQueue:
         if not count:
             return
         with self._cond:
-            if self._closed:
+            if self._state.closed:
                 self._stats.drop(self._stage, "shutdown", count)
                 return
             self._queue.extend(pieces)
@@ -244,34 +240,12 @@ class ExportQueue:
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued span has been delivered (or given up); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            self._flushers += 1
-            self._cond.notify_all()
-            try:
-                while self._queued or self._in_flight:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not self._worker.is_alive():
-                        return False
-                    self._cond.wait(remaining)
-                return True
-            finally:
-                self._flushers -= 1
+        return self._state.wait_until_idle(lambda: self.depth() > 0, self._worker, timeout)
 
     def shutdown(self) -> None:
         """Refuse new spans, deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
-        with self._shutdown_lock:
-            if self._shut:
-                return
-            self._shut = True
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self.flush(self._config.shutdown_timeout)
-        self._abort.set()
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        if not self._state.begin_shutdown(self.flush, self._config.shutdown_timeout):
+            return
         # A request in progress ends within the transport's own timeout; the worker is a daemon, so
         # the wait for it is short and the batch it holds is counted by the worker when it returns.
         self._worker.join(1.0)
@@ -293,18 +267,8 @@ class ExportQueue:
         """Wait for spans and return a batch of at most ``batch_size``; None when it is time to stop."""
         batch_size = self._config.batch_size
         with self._cond:
-            while not self._queued:
-                if self._stopping or self._closed:
-                    return None
-                self._cond.wait()
-            if self._stopping:
+            if not self._state.wait_for_batch(lambda: self._queued, batch_size, self._config.batch_timeout):
                 return None
-            deadline = time.monotonic() + self._config.batch_timeout
-            while self._queued < batch_size and not (self._closed or self._flushers):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
             queue = self._queue
             batch: list[SpanSlice] = []
             room = batch_size
@@ -361,7 +325,7 @@ class ExportQueue:
                     self._give_up(count)
                     return
                 log.debug("exporter %s: %s; retrying in %.2fs", self.name, error, delay)
-                if self._abort.wait(delay):
+                if self._state.abort.wait(delay):
                     self._stats.drop(self._stage, "shutdown", count)
                     return
                 continue

@@ -46,7 +46,7 @@ from telemetry.receivers.otlp.config import OtlpConfig, OtlpGrpcConfig, OtlpHttp
 from telemetry.receivers.otlp.factory import create_receiver as create_otlp
 from telemetry.traces import TraceSink
 
-FLOOD_SECONDS = 10.0
+FLOOD_SECONDS = 20.0  # the "a flood of concurrent requests for ~20 s"
 PROXY_SPANS_PER_REQUEST = 20
 APP_SPANS_PER_REQUEST = 5
 SINK_DELAY = 0.1  # seconds per batch of at most BATCH_SIZE records: at most 640 records/s

@@ -24,6 +24,7 @@ from telemetry.exporters.elasticsearch import bulk, templates
 from telemetry.exporters.elasticsearch.config import ElasticsearchConfig
 from telemetry.exporters.export_queue import backoff_delay
 from telemetry.exporters.log_event import Event, batch_events
+from telemetry.exporters.sender import SenderState
 from telemetry.model import Record
 from telemetry.selfmetrics import SelfStats
 
@@ -65,13 +66,8 @@ class ElasticsearchSink:
         self._target = ", ".join(config.hosts)  # named in the UI's banner when it does not answer
         self._queue: deque[Record] = deque()
         self._in_flight = 0  # Records of the batch being delivered (still within the bound)
-        self._flushers = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        self._stopping = False
-        self._abort = threading.Event()  # interrupts a backoff wait at shutdown's deadline
-        self._shutdown_lock = threading.Lock()
-        self._shut = False
+        self._state = SenderState()
+        self._cond = self._state.cond
         # Installed again after every connection failure: the cluster that answers next may be a new one.
         self._templates_pending = config.install_template
         self._max_bytes = bulk.MAX_REQUEST_BYTES  # halved after a request refused with 413
@@ -86,7 +82,7 @@ class ElasticsearchSink:
         if not batch:
             return
         with self._cond:
-            if self._closed:
+            if self._state.closed:
                 self._stats.drop(STAGE, "shutdown", len(batch))
                 return
             queue = self._queue
@@ -100,34 +96,12 @@ class ElasticsearchSink:
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued Record has been delivered, refused or given up; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            self._flushers += 1
-            self._cond.notify_all()
-            try:
-                while self._queue or self._in_flight:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not self._sender.is_alive():
-                        return False
-                    self._cond.wait(remaining)
-                return True
-            finally:
-                self._flushers -= 1
+        return self._state.wait_until_idle(lambda: self.depth() > 0, self._sender, timeout)
 
     def shutdown(self) -> None:
         """Refuse new Records, deliver the queue within ``shutdown_timeout``, then stop. Idempotent."""
-        with self._shutdown_lock:
-            if self._shut:
-                return
-            self._shut = True
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self.flush(self._config.shutdown_timeout)
-        self._abort.set()
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        if not self._state.begin_shutdown(self.flush, self._config.shutdown_timeout):
+            return
         # A request in progress ends within request_timeout; the sender counts its batch when it returns.
         self._sender.join(1.0)
         with self._cond:
@@ -144,18 +118,8 @@ class ElasticsearchSink:
         """Wait for Records and return up to ``batch_size``; None when it is time to stop."""
         batch_size = self._config.batch_size
         with self._cond:
-            while not self._queue:
-                if self._stopping or self._closed:
-                    return None
-                self._cond.wait()
-            if self._stopping:
+            if not self._state.wait_for_batch(lambda: len(self._queue), batch_size, self._config.batch_timeout):
                 return None
-            deadline = time.monotonic() + self._config.batch_timeout
-            while len(self._queue) < batch_size and not (self._closed or self._flushers):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
             queue = self._queue
             batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
             self._in_flight = len(batch)
@@ -225,7 +189,7 @@ class ElasticsearchSink:
                 self._stats.export_failure(NAME, "gave_up")
                 self._stats.drop(STAGE, "gave_up", len(events))
                 return
-            if self._abort.wait(delay):
+            if self._state.abort.wait(delay):
                 self._stats.drop(STAGE, "shutdown", len(events))
                 return
 

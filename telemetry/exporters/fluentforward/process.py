@@ -45,6 +45,7 @@ from prometheus_client.registry import Collector
 
 from telemetry.exporters.fluentforward.config import FluentForwardConfig
 from telemetry.exporters.fluentforward.sink import COUNTERS, DEPENDENCY, NAME, STAGE, ForwardSink, metric_families
+from telemetry.exporters.sender import SenderState
 from telemetry.model import Record
 from telemetry.pipeline import tune_gc
 from telemetry.selfmetrics import SelfStats
@@ -213,11 +214,8 @@ class ProcessForwardSink:
         self._queue: deque[Sequence[Record] | _FlushRequest] = deque()
         self._queued = 0
         self._sending = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        self._stopping = False
-        self._shutdown_lock = threading.Lock()
-        self._shut = False
+        self._state = SenderState()  # its flush goes through the helper, so only cond and the flags are used
+        self._cond = self._state.cond
         self._tokens = itertools.count(1)
         self._pending: dict[int, _FlushRequest] = {}
         self._base = dict.fromkeys(COUNTERS, 0)  # the counters of helpers that have ended
@@ -279,7 +277,7 @@ class ProcessForwardSink:
             current = self._current
             if current is not None and not current.gone and current.process.is_alive():
                 return current
-            if self._stopping:
+            if self._state.stopping:
                 return None  # shutdown settles what the last helper held
             if current is not None:
                 self._retire(current)
@@ -385,7 +383,7 @@ class ProcessForwardSink:
         if not count:
             return
         with self._cond:
-            if self._closed:
+            if self._state.closed:
                 self._stats.drop(STAGE, "shutdown", count)
                 return
             self._queue.append(batch)
@@ -424,16 +422,8 @@ class ProcessForwardSink:
 
     def shutdown(self) -> None:
         """Flush, hand the rest to the helper, let it spool what Fluentd has not taken, stop. Idempotent."""
-        with self._shutdown_lock:
-            if self._shut:
-                return
-            self._shut = True
-        with self._cond:
-            self._closed = True
-        self.flush(self._config.shutdown_timeout)
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        if not self._state.begin_shutdown(self.flush, self._config.shutdown_timeout):
+            return
         self._wake.set()
         self._feeder.join(self._config.timeout + 5.0)
         with self._child_lock:
@@ -469,7 +459,7 @@ class ProcessForwardSink:
                     self._queue.popleft()  # its caller gave up: nobody waits for the answer
                 if self._queue:
                     break
-                if self._stopping:
+                if self._state.stopping:
                     return None
                 self._cond.wait()
             head = self._queue[0]
@@ -535,7 +525,7 @@ class ProcessForwardSink:
         if isinstance(item, _FlushRequest):
             item.settle(False)
             return
-        reason = "shutdown" if self._stopping else "helper_died"
+        reason = "shutdown" if self._state.stopping else "helper_died"
         self._stats.drop(STAGE, reason, len(item))
 
 

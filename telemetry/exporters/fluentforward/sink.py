@@ -46,6 +46,7 @@ from telemetry.exporters.fluentforward.encoder import EntryEncoder
 from telemetry.exporters.fluentforward.spool import Chunk, Spool
 from telemetry.exporters.fluentforward.transport import ForwardConnection, ForwardError
 from telemetry.exporters.log_event import now_timestamp
+from telemetry.exporters.sender import SenderState
 from telemetry.model import Record
 from telemetry.selfmetrics import SelfStats
 
@@ -101,15 +102,10 @@ class ForwardSink:
         self._accepted = 0  # Records ever consumed
         self._dequeued = 0  # of those, how many left the queue
         self._batch_start = 0  # position of the first Record of the batch the sender works on
-        self._flushers = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        self._stopping = False
+        self._state = SenderState()
+        self._cond = self._state.cond
         self._abandoned = False  # shutdown gave up on a stuck sender and counted its Records itself
         self._refused = 0  # Records consumed after shutdown began (counted as dropped)
-        self._abort = threading.Event()
-        self._shutdown_lock = threading.Lock()
-        self._shut = False
         self._connection: ForwardConnection | None = None
         self._failures = 0  # consecutive failed connection attempts
         self._retry_at = 0.0
@@ -144,7 +140,7 @@ class ForwardSink:
 
     def _spool_missing(self) -> bool:
         """Whether a spool is configured but not open (yet); tries to open it when it is time."""
-        if self._spool is not None or not self._config.spool.enabled or self._abort.is_set():
+        if self._spool is not None or not self._config.spool.enabled or self._state.abort.is_set():
             return False
         if time.monotonic() >= self._spool_retry_at:
             self._open_spool()
@@ -193,7 +189,7 @@ class ForwardSink:
         if not count:
             return
         with self._cond:
-            if self._closed:
+            if self._state.closed:
                 self._stats.drop(STAGE, "shutdown", count)
                 self._refused += count
                 return
@@ -234,19 +230,9 @@ class ForwardSink:
 
     def flush(self, timeout: float) -> bool:
         """Wait until every Record consumed so far is acknowledged, spooled or counted; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            target = self._accepted
-            self._flushers += 1
-            self._cond.notify_all()
-            try:
-                while not self._settled_before(target):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not self._worker.is_alive():
-                        return False
-                    self._cond.wait(remaining)
-            finally:
-                self._flushers -= 1
+        target = self._accepted
+        if not self._state.wait_until_idle(lambda: not self._settled_before(target), self._worker, timeout):
+            return False
         spool = self._spool
         if spool is not None:
             try:
@@ -262,18 +248,9 @@ class ForwardSink:
 
     def shutdown(self) -> None:
         """Refuse new Records, deliver or spool what is queued, stop. Idempotent."""
-        with self._shutdown_lock:
-            if self._shut:
-                return
-            self._shut = True
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self.flush(self._config.shutdown_timeout)
-        self._abort.set()  # no new connection; a chunk waiting in memory is given up
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        # Once its abort is set, no new connection is made and a chunk waiting in memory is given up.
+        if not self._state.begin_shutdown(self.flush, self._config.shutdown_timeout):
+            return
         connection = self._connection
         if connection is not None:
             connection.abort()  # a send or an acknowledgement wait ends now; its chunk goes to the spool
@@ -326,11 +303,11 @@ class ForwardSink:
                 log.exception("fluentforward: the sender failed; its batch is counted as dropped")
                 self._drop("internal_error", self._encoding)
                 self._settle(self._encoding)
-                self._abort.wait(SPOOL_ERROR_PAUSE)  # never a busy loop of the same failure
+                self._state.abort.wait(SPOOL_ERROR_PAUSE)  # never a busy loop of the same failure
 
     def _spool_due(self) -> float | None:
         """Seconds until spooled chunks can be replayed, or the spool opened (0: now); None: nothing to do."""
-        if self._spool is None and self._config.spool.enabled and not self._abort.is_set():
+        if self._spool is None and self._config.spool.enabled and not self._state.abort.is_set():
             return max(0.0, self._spool_retry_at - time.monotonic())  # time to try opening it again
         if self._spool is None or not self._spool.pending_events:
             return None
@@ -342,21 +319,15 @@ class ForwardSink:
         """The next Records to encode (maybe none, when spooled chunks are due); None when stopping."""
         batch_size = self._config.batch_size
         with self._cond:
-            while not self._queued:
-                if self._stopping:
+            while not self._queued:  # unlike other exporters' workers, this one may replay the spool meanwhile
+                if self._state.stopping:
                     return None
-                due = None if self._closed else self._spool_due()
+                due = None if self._state.closed else self._spool_due()
                 if due == 0.0:
                     return []
                 self._cond.wait(due)
-            if self._stopping:
+            if not self._state.wait_for_batch(lambda: self._queued, batch_size, self._config.batch_timeout):
                 return None
-            deadline = time.monotonic() + self._config.batch_timeout
-            while self._queued < batch_size and not (self._closed or self._flushers or self._stopping):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
             return self._take_records(batch_size)
 
     def _take_records(self, limit: int) -> list[Record]:
@@ -396,7 +367,7 @@ class ForwardSink:
         """Whether a connection is open, opening one when the backoff allows."""
         if self._connection is not None:
             return True
-        if time.monotonic() < self._retry_at or self._abort.is_set():
+        if time.monotonic() < self._retry_at or self._state.abort.is_set():
             return False
         try:
             self._connection = ForwardConnection(self._host, self._port, self._config.timeout)
@@ -492,7 +463,7 @@ class ForwardSink:
                 self._drop("gave_up", chunk.events)
                 self._settle(chunk.events)
                 return
-            if self._abort.wait(max(0.01, self._retry_at - time.monotonic())):
+            if self._state.abort.wait(max(0.01, self._retry_at - time.monotonic())):
                 self._drop("shutdown", chunk.events)
                 self._settle(chunk.events)
                 return
@@ -521,8 +492,8 @@ class ForwardSink:
         if spool is None:
             return
         batch_size = self._config.batch_size
-        while spool.pending_events and not self._abort.is_set() and time.monotonic() >= self._replay_at:
-            if self._queued and (self._flushers or self._closed or self._queued >= batch_size):
+        while spool.pending_events and not self._state.abort.is_set() and time.monotonic() >= self._replay_at:
+            if self._queued and (self._state.flushers or self._state.closed or self._queued >= batch_size):
                 return  # new Records first: they only need appending to the spool
             if not self._connected():
                 return
