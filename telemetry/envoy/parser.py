@@ -48,6 +48,21 @@ _GRPC_STATUS = FIELD_INDEX["grpc_status"]
 _TEXT_POSITIONS = tuple(
     index for index, name in enumerate(FIELD_NAMES) if name not in NUMERIC_FIELDS and name != "grpc_status"
 )
+_MAX_SHAPES = 64
+
+
+def _field_type_problem(signature: tuple[type, ...]) -> str:
+    """Why a JSON line whose fields have these types cannot be a Record ("" when it can).
+
+    Only counters and the gRPC status may be JSON numbers: a number where an address or a label goes
+    would reach the Record (and every sink) as an int.
+    """
+    if not set(signature) <= _PLAIN_TYPES:
+        return "a field is an object, array, boolean or fraction"
+    if any(signature[index] is not str for index in _TEXT_POSITIONS):
+        return "a text field (address, name, id, ...) is a number"
+    return ""
+
 
 # Envoy and pilot-agent's own messages: "2024-05-04T17:22:59.048Z\tinfo\t..." or "[2024-05-04 17:22:59.048][12][info]".
 _PROXY_OWN_LOG = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z?\t[a-z]+\t|\[\d{4}-\d\d-\d\d [\d:.]+\]\[\d+\]\[[a-z]+\]")
@@ -165,7 +180,7 @@ def _compile_json(fmt: str) -> Extractor:
     loads = orjson.loads
     new = tuple.__new__
     all_fields = itemgetter(*keys)
-    text_fields = itemgetter(*_TEXT_POSITIONS)
+    shapes: dict[tuple[type, ...], str] = {}
 
     def extract(line: str) -> EnvoyFields | None:
         if not line.startswith("{"):
@@ -182,17 +197,18 @@ def _compile_json(fmt: str) -> Extractor:
             values = tuple(data.get(key, "") for key in keys)
         if None in values or "-" in values:  # absent values, as Envoy writes them
             values = ["" if value is None or value == "-" else value for value in values]
-        kinds = set(map(type, values))
-        if not kinds <= _PLAIN_TYPES:
-            raise ParseError("bad_field_type", "a field is an object, array, boolean or fraction")
-        if int in kinds:
-            # Only counters and the gRPC status may be JSON numbers; a number where an address or a
-            # label goes would reach the Record (and every sink) as an int.
-            if int in set(map(type, text_fields(values))):
-                raise ParseError("bad_field_type", "a text field (address, name, id, ...) is a number")
-            if values[_GRPC_STATUS].__class__ is int:  # %GRPC_STATUS_NUMBER%: 0 (OK) must not read as absent
-                values = list(values)
-                values[_GRPC_STATUS] = str(values[_GRPC_STATUS])
+        # Lines of one log have one or two shapes of field types: each shape is judged once.
+        signature = tuple(map(type, values))
+        problem = shapes.get(signature)
+        if problem is None:
+            problem = _field_type_problem(signature)
+            if len(shapes) < _MAX_SHAPES:
+                shapes[signature] = problem
+        if problem:
+            raise ParseError("bad_field_type", problem)
+        if signature[_GRPC_STATUS] is int:  # %GRPC_STATUS_NUMBER%: 0 (OK) must not read as absent
+            values = list(values)
+            values[_GRPC_STATUS] = str(values[_GRPC_STATUS])
         return new(EnvoyFields, values)
 
     return extract
