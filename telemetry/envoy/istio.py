@@ -104,7 +104,7 @@ class RecordAssembler:
         self._peers_version = -1
         self._reporter: Workload | None = None
 
-    def assemble(self, fields: EnvoyFields, reporter: Workload) -> Record:
+    def assemble(self, fields: EnvoyFields, reporter: Workload, original: str = "") -> Record:
         (
             start_time, method, path, protocol, response_code, response_flags, _, _, _,
             bytes_received, bytes_sent, duration, _, _, user_agent, request_id, authority,
@@ -190,7 +190,7 @@ class RecordAssembler:
                 start_time,
                 user_agent,
                 route_name,
-                "",
+                original,
             ),
         )
 

@@ -236,8 +236,7 @@ class LineParser:
         fields = self._extract(line)
         if fields is None:
             fields = self._detect(line)
-        record = self._assemble(fields, self.reporter)
-        return record._replace(original=line) if self.keep_original else record
+        return self._assemble(fields, self.reporter, line if self.keep_original else "")
 
     def parse_lines(self, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
         """Parse many lines (without newlines); each failure is appended to ``errors`` as (reason, line)."""
@@ -253,8 +252,7 @@ class LineParser:
                 if fields is None:
                     fields = self._detect(line)
                     extract = self._extract
-                record = assemble(fields, reporter)
-                append(record._replace(original=line) if keep_original else record)
+                append(assemble(fields, reporter, line) if keep_original else assemble(fields, reporter))
             except ParseError as error:
                 errors.append((error.reason, line))
             except Exception:

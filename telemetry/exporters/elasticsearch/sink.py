@@ -103,7 +103,7 @@ class ElasticsearchSink:
         if not self._state.begin_shutdown(self.flush, self._config.shutdown_timeout):
             return
         # A request in progress ends within request_timeout; the sender counts its batch when it returns.
-        self._sender.join(1.0)
+        self._sender.join(self._config.request_timeout + 1.0)
         with self._cond:
             self._discard_queue()
         self._client.close()

@@ -100,9 +100,6 @@ class EntryEncoder:
         self._packb: Callable[[Any], bytes] = msgpack.Packer().pack
         self.unencodable = 0  # Records skipped because a field could not be encoded (the sink counts them)
 
-    def tag_of(self, record: Record) -> str:
-        return self.identity(record).tag
-
     def identity(self, record: Record) -> Identity:
         key = record[:IDENTITY_FIELDS]
         found = self._identities.get(key)

@@ -121,6 +121,7 @@ def helper_main(connection: Connection, config: FluentForwardConfig, lock_wait: 
                     if not sink.alive:
                         raise RuntimeError("the sender thread stopped")  # the collector starts a new helper
                     if os.getppid() != parent:
+                        sink.consume(records)  # its bound counts what does not fit
                         return  # the collector died; shutdown spools what the sink holds
                 sink.consume(records)
             elif kind == FLUSH:

@@ -154,16 +154,17 @@ class Spool:
                     os.close(self._lock_fd)
                     raise OSError(errno.EBUSY, "another process is using this spool") from None
                 time.sleep(0.05)
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:
+            os.close(self._lock_fd)  # a later attempt must find the spool free, not "in use"
+            raise
 
     # -- sizes ---------------------------------------------------------------------------------------
 
     def disk_bytes(self) -> int:
         with self._lock:
             return sum(segment.size for segment in self._segments)
-
-    def __bool__(self) -> bool:
-        return self.pending_events > 0
 
     # -- recovery ------------------------------------------------------------------------------------
 
@@ -418,26 +419,35 @@ class Spool:
             self._dirty = False
             new_files, self._new_files = self._new_files, False
         try:
-            for path in paths:
-                try:
-                    fd = os.open(path, os.O_RDONLY)
-                except FileNotFoundError:
-                    continue  # acknowledged or dropped since
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            if writer is not None:
-                os.fsync(writer)
-            if new_files:
-                directory = os.open(self.directory, os.O_RDONLY)
-                try:
-                    os.fsync(directory)
-                finally:
-                    os.close(directory)
+            self._sync_files(paths, writer, new_files)
+        except OSError:
+            with self._lock:  # not synced: the next sync tries them again
+                self._unsynced[:0] = paths
+                self._dirty = self._dirty or writer is not None
+                self._new_files = self._new_files or new_files
+            raise
         finally:
             if writer is not None:
                 os.close(writer)
+
+    def _sync_files(self, paths: list[str], writer: int | None, new_files: bool) -> None:
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # acknowledged or dropped since
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if writer is not None:
+            os.fsync(writer)
+        if new_files:
+            directory = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
 
     def close(self) -> None:
         """Sync and release the directory; appends after this raise OSError (the sink counts them)."""

@@ -70,6 +70,36 @@ def test_a_spool_directory_in_use_by_another_sink_is_refused(tmp_path: Path) -> 
     Spool(str(tmp_path), 1 << 20, 4096, SelfStats(), "ff").close()  # free again once closed
 
 
+def test_a_spool_that_fails_to_open_leaves_it_free_for_the_next_attempt(tmp_path: Path) -> None:
+    broken = tmp_path / "segment-0000000000000001.spool"
+    broken.mkdir()  # a segment that cannot be read: opening fails while recovering
+    with pytest.raises(OSError) as failure:
+        Spool(str(tmp_path), 1 << 20, 4096, SelfStats(), "ff")
+    assert "another process" not in str(failure.value)
+    broken.rmdir()
+    Spool(str(tmp_path), 1 << 20, 4096, SelfStats(), "ff").close()  # not "in use" by the failed attempt
+
+
+def test_segments_a_failed_sync_could_not_make_durable_are_synced_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(str(tmp_path), 1 << 20, 4096, SelfStats(), "ff")
+    spool.append(chunk(1))
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        spool.sync()
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    spool.sync()
+    assert synced, "the segment written before the failed sync was not synced again"
+    spool.close()
+
+
 def entries_chunk(number: int, events: int = 10) -> Chunk:
     entries = b"".join(msgpack.packb([number, {"n": index, "pad": "MSF1" * 20}]) for index in range(events))
     return Chunk("t", f"id{number}", entries, events)
