@@ -10,6 +10,8 @@ principals, response flags) sits under ``meshscope.*`` so it can never collide w
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -79,9 +81,17 @@ def reporter_namespace(record: Record) -> str:
     return record.source_namespace if record.reporter == "source" else record.destination_namespace
 
 
+@functools.lru_cache(maxsize=65_536)  # pod addresses repeat: the parse is paid once per host
 def looks_like_ip(host: str) -> bool:
-    """Only an address that is an ip goes into the ip-typed field (a socket path or hostname would not index)."""
-    return bool(host) and (host[0].isdigit() or ":" in host)
+    """Only an ip goes into the ip-typed field: a hostname or socket path there would make Elasticsearch
+    refuse the whole document."""
+    if not host or not (host[0].isdigit() or ":" in host):
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def add_address(event: Event, side: str, address: str) -> None:

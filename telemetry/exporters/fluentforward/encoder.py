@@ -24,7 +24,7 @@ from typing import Any
 import msgpack
 from fluent.sender import EventTime
 
-from telemetry.exporters.log_event import DATASET, KNOWN_FIELDS, add_address, reporter_namespace
+from telemetry.exporters.log_event import DATASET, KNOWN_FIELDS, add_address, looks_like_ip, reporter_namespace
 from telemetry.model import IDENTITY_FIELDS, UNKNOWN, Record, request_failed
 
 _NS_PER_MS = 1_000_000
@@ -221,7 +221,7 @@ class EntryEncoder:
                     if source_address.count(":") == 1 and source_address[0] != "[":
                         event["source.address"] = source_address
                         host, _, port = source_address.partition(":")
-                        if host and host[0].isdigit():
+                        if looks_like_ip(host):
                             event["source.ip"] = host
                         if port.isascii() and port.isdigit():
                             event["source.port"] = int(port)

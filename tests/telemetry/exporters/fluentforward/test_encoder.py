@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -180,3 +181,24 @@ def test_the_cached_identity_half_holds_only_fields_of_the_identity_key() -> Non
 
     # The encoder caches these entries per Record[:IDENTITY_FIELDS]: a field beyond it would go stale.
     assert all(index < IDENTITY_FIELDS for index, _ in KNOWN_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("address", "ip", "port"),
+    [
+        ("10.1.2.3:8080", "10.1.2.3", 8080),
+        ("[fd00::1]:9080", "fd00::1", 9080),
+        ("3scale-gateway:443", None, 443),  # a hostname that starts with a digit
+        ("unix:/var/run/a:b", None, None),  # a socket path with colons
+        ("1.2.3.4:²", "1.2.3.4", None),  # a port of non-ASCII digits
+    ],
+)
+def test_only_an_ip_goes_into_the_ip_fields_in_both_encoders(address: str, ip: str | None, port: int | None) -> None:
+    # Elasticsearch refuses a whole document whose ip field does not parse as an ip.
+    record = Record(source_address=address, destination_address=address, start_time="2024-05-04T17:22:59.046Z")
+    event = record_event(record, FALLBACK)
+    for side in ("source", "destination"):
+        assert event[f"{side}.address"] == address
+        assert event.get(f"{side}.ip") == ip
+        assert event.get(f"{side}.port") == port
+    check([record], include_original=False)
