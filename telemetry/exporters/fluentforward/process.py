@@ -306,7 +306,8 @@ class ProcessForwardSink:
             count = sum(len(item) for item in items if not isinstance(item, _FlushRequest))
             self._queue.extendleft(reversed(items))
             self._queued += count
-            self._base["resent"] += count  # what it settled after its last report arrives twice
+            # What it settled after its last report arrives twice: an upper bound (it may not have read all).
+            self._base["resent"] += count
             overflow = self._queued - self._config.queue_size
             if overflow > 0:
                 self._drop_oldest(overflow)

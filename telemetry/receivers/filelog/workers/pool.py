@@ -72,6 +72,13 @@ log = logging.getLogger(__name__)
 COMPONENT = "filelog_worker"
 SYNC_TIMEOUT = 120.0  # poll(): how long to wait for a worker's answer
 RESTART_DELAY_MAX = 30.0  # a worker that keeps dying is restarted at most this rarely
+
+
+def restart_delay(failures: int) -> float:
+    """0.1 s after the first failure in a row, doubling up to RESTART_DELAY_MAX."""
+    return min(RESTART_DELAY_MAX, 0.1 * 2 ** (failures - 1))
+
+
 _new = tuple.__new__
 COMPACT_REQUEST_ID = COMPACT_FIELDS.index("request_id")
 
@@ -249,7 +256,7 @@ class ParallelFileLogReceiver:
             self._spawn(slot, first)
         except Exception:
             slot.failures += 1
-            slot.restart_at = time.monotonic() + min(RESTART_DELAY_MAX, 0.1 * 2 ** (slot.failures - 1))
+            slot.restart_at = time.monotonic() + restart_delay(slot.failures)
             log.exception("cannot start file tailing worker %d; trying again", slot.index)
 
     def _spawn(self, slot: _Slot, first: bool) -> None:
@@ -315,7 +322,7 @@ class ParallelFileLogReceiver:
                     slot.failures += 1
                     self.restarts += 1
                     self._stats.restarted(COMPONENT)
-                    delay = min(RESTART_DELAY_MAX, 0.1 * 2 ** (slot.failures - 1))
+                    delay = restart_delay(slot.failures)
                     slot.restart_at = now + delay
                     log.warning(
                         "file tailing worker %d died (exit code %s); restarting it in %.1f s from its checkpoint",
