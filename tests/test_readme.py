@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from telemetry.confload import ConfigError, load_mapping
 from telemetry.config import Config
+from telemetry.confload import ConfigError, load_mapping
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TOP_KEYS = {field.name for field in dataclasses.fields(Config)}
