@@ -7,9 +7,8 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from tests.telemetry.exporters.elasticsearch.fake_es import FakeElasticsearch
 from tests.telemetry.exporters.elasticsearch.mapping_check import leaf_types
 
 from conftest import require_program
-from realparts import free_port
+from realparts import free_port, start_serving, stop_serving
 
 FLUENT_CONF = COMPOSE / "fluentd" / "fluent.conf"
 DATA_VIEW = COMPOSE / "kibana" / "data_view.json"
@@ -160,8 +159,7 @@ class FakeKibana:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.server = start_serving(Handler, self.port)
 
     @property
     def url(self) -> str:
@@ -174,8 +172,7 @@ def stand_ins() -> Iterator[tuple[FakeElasticsearch, FakeKibana]]:
     kibana = FakeKibana()
     yield elasticsearch, kibana
     elasticsearch.stop()
-    kibana.server.shutdown()
-    kibana.server.server_close()
+    stop_serving(kibana.server)
 
 
 def run_setup(elasticsearch: FakeElasticsearch, kibana: FakeKibana, tmp_path: Path) -> subprocess.CompletedProcess:

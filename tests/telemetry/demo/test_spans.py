@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import orjson
@@ -19,6 +19,8 @@ from telemetry.demo.spans import calls_of, derived_span_id, request_spans
 from telemetry.envoy.peers import PeerTable
 from telemetry.spans.from_zipkin import resource_spans_from_json
 from telemetry.spans.normalize import SpanNormaliser
+
+from realparts import serving
 
 NOW_MS = 1_704_067_260_000.0
 REQUESTS = 40
@@ -64,12 +66,8 @@ def _handler(bodies: _Bodies) -> type[BaseHTTPRequestHandler]:
 def receiver() -> Iterator[tuple[str, _Bodies]]:
     """A tiny HTTP server standing in for the collector's Zipkin and OTLP/HTTP receivers."""
     bodies = _Bodies()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(bodies))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}", bodies
-    server.shutdown()
-    server.server_close()
+    with serving(_handler(bodies)) as server:
+        yield f"127.0.0.1:{server.server_address[1]}", bodies
 
 
 def _run_mesh(tmp_path: Path, address: str, *, zipkin: bool = True, otlp: bool = True) -> SimulatedMesh:

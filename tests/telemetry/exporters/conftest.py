@@ -30,7 +30,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from telemetry.exporters.export_queue import RetryConfig
 
-from realparts import free_port
+from realparts import free_port, start_serving, stop_serving
 
 # Small backoffs keep outage tests short; max_elapsed 0 retries for as long as a test needs.
 FAST_RETRY = RetryConfig(initial_backoff=0.02, max_backoff=0.1, max_elapsed=0)
@@ -248,15 +248,12 @@ class HttpCapture:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = start_serving(Handler, self.port)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_serving(self._server)
             self._server = None
 
     @property

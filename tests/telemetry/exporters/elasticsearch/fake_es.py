@@ -23,7 +23,7 @@ import orjson
 from telemetry.exporters.elasticsearch import templates
 from tests.telemetry.exporters.elasticsearch.mapping_check import document_problems
 
-from realparts import free_port
+from realparts import free_port, start_serving, stop_serving
 
 
 class FakeElasticsearch:
@@ -81,15 +81,12 @@ class FakeElasticsearch:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = start_serving(Handler, self.port)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_serving(self._server)
             self._server = None
 
     def route(self, method: str, path: str, body: bytes, query: str = "") -> tuple[int, Any]:
