@@ -9,18 +9,9 @@ from typing import Any
 import pytest
 
 from tests.servicegraph.graphonly import start_graph_collector
+from tests.servicegraph.test_ui_browser import browser  # noqa: F401 - a fixture: Debian's headless Chromium
 
-from conftest import IN_CI, require_program
 from realparts import wait_for
-
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-except ImportError:
-    message = "selenium not installed: pip install -e '.[test]'"
-    if IN_CI:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
 
 TOKEN = "b1e55ed0c0ffee0ddba11f00dcafe123"
 SUMMARY_JS = "var s = document.getElementById('summary'); return s ? s.innerText : '';"
@@ -32,19 +23,6 @@ CALLBACK_STATUSES_JS = (
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = require_program("chromium", "chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(require_program("chromedriver", "chromium-driver")), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture(scope="module")
 def page() -> Iterator[str]:
     collector = start_graph_collector({"auth": {"bearer_token": "${env:UI_TOKEN}"}}, {"UI_TOKEN": TOKEN})
     assert collector.graph is not None
@@ -52,14 +30,17 @@ def page() -> Iterator[str]:
     collector.shutdown()
 
 
-def test_without_the_token_the_browser_gets_the_401_and_no_page(browser: Any, page: str) -> None:
+def test_without_the_token_the_browser_gets_the_401_and_no_page(browser: Any, page: str) -> None:  # noqa: F811 - the imported fixture
     browser.delete_all_cookies()
     browser.get(page + "/")
     assert "unauthenticated" in browser.page_source
     assert browser.execute_script("return document.getElementById('graph')") is None
 
 
-def test_opened_once_with_the_token_the_page_runs_its_callbacks_on_the_session_cookie(browser: Any, page: str) -> None:
+def test_opened_once_with_the_token_the_page_runs_its_callbacks_on_the_session_cookie(
+    browser: Any,  # noqa: F811 - the imported fixture
+    page: str,
+) -> None:
     browser.get(f"{page}/?token={TOKEN}")
     assert TOKEN not in browser.current_url
     # The layout and the callbacks are requests the page makes with the cookie alone.

@@ -159,10 +159,8 @@ def test_an_outage_mid_stream_spools_and_every_event_arrives_in_order_after_it(
     assert sink.spool.spooled_events >= 1900
 
 
-def test_a_chunk_whose_ack_is_lost_is_resent_and_counted_as_a_possible_duplicate(
-    peer: ForwardPeer, tmp_path: Path
-) -> None:
-    peer.lose_acks = 1
+def send_fifty_expecting_a_resend(peer: ForwardPeer, tmp_path: Path) -> tuple[ForwardSink, SelfStats, list[Event]]:
+    """50 events in one chunk to a peer set up to spoil one acknowledgement: the chunk goes twice."""
     stats = SelfStats()
     sink = ForwardSink(config(peer.endpoint, tmp_path, batch_size=50), stats)
     try:
@@ -171,6 +169,14 @@ def test_a_chunk_whose_ack_is_lost_is_resent_and_counted_as_a_possible_duplicate
         assert sink.flush(10)
     finally:
         sink.shutdown()
+    return sink, stats, events
+
+
+def test_a_chunk_whose_ack_is_lost_is_resent_and_counted_as_a_possible_duplicate(
+    peer: ForwardPeer, tmp_path: Path
+) -> None:
+    peer.lose_acks = 1
+    sink, _, events = send_fifty_expecting_a_resend(peer, tmp_path)
     assert peer.duplicate_chunks() == 1
     assert sorted(request_numbers(events)) == sorted(list(range(50)) * 2)
     assert sink.resent_events == 50 and sink.sent_events == 100 and sink.acknowledged_events == 50
@@ -387,14 +393,7 @@ def test_an_answer_that_is_not_msgpack_drops_the_connection_and_the_chunk_is_res
     peer: ForwardPeer, tmp_path: Path
 ) -> None:
     peer.garbage_acks = 1
-    stats = SelfStats()
-    sink = ForwardSink(config(peer.endpoint, tmp_path, batch_size=50), stats)
-    try:
-        sink.consume(numbered(50, namespaces=1))
-        events = peer.wait_for_events(100)
-        assert sink.flush(10)
-    finally:
-        sink.shutdown()
+    sink, stats, events = send_fifty_expecting_a_resend(peer, tmp_path)
     assert sorted(request_numbers(events)) == sorted(list(range(50)) * 2)
     assert stats.dropped == {} and sink.resent_events == 50 and sink.acknowledged_events == 50
     assert stats.export_failures[("fluentforward", "send")] == 1
