@@ -82,29 +82,39 @@ def compile_format(fmt: str, capture: frozenset[str] = frozenset(FIELD_NAMES)) -
 
 
 def _operator_pattern(field: str | None, following: str, inside_quotes: bool, lenient: bool) -> str:
-    if field in NUMERIC_FIELDS:
-        body = "[0-9]{1,18}"  # ASCII digits only, and small enough to add up without overflow
+    """One operator's regex. A captured field's group always takes part in the match: Envoy's "-" for
+    an absent value is consumed before the group, which then captures "", so ``Match.groups()`` gives
+    every value as text, with no None to replace."""
+    numeric = field in NUMERIC_FIELDS
+    digit_follows = following[:1].isdigit()
+    if numeric:
+        # ASCII digits only, and few enough to add up without overflow; at least one unless absent.
+        body = "[0-9]{0,18}" if digit_follows else "[0-9]{0,18}+"
     elif lenient and inside_quotes and following.startswith('"'):
         # A quote inside a quoted field is the field's own unless the format's next literal starts there.
         # The atomic group never gives back what it took: no backtracking, linear in the line.
         body = '(?>[^"]*(?:(?!' + re.escape(following) + ')"[^"]*)*)'
-
     elif following:
-        body = "[^" + re.escape(following[0]) + "]*"
+        body = "[^" + re.escape(following[0]) + "]*+"  # possessive: it cannot hold the next literal anyway
     else:
         body = ".*"
-    # Envoy prints "-" for an absent value: it is matched outside the group, which then captures None.
-    group = f"({body})" if field is not None else body
-    if following and not (field in NUMERIC_FIELDS and following[0].isdigit()):
-        # Where a value can end is fixed (at the next literal, which the body cannot hold): one way to
-        # match a field, committed to at once. Otherwise "-" matches as both the absent mark and the
-        # body, and a line that does not fit retries 2^(dash fields) splits, each rescanning the rest
-        # of the line: a 64 KB line took 96 s to refuse.
-        return f"(?>-(?={re.escape(following)})|{group})"
-    return f"(?:-|{group})"
+    if field is None:
+        return body  # not captured: "-" is just text the body matches
+    group = f"({body})"
+    present = "(?=[0-9])" if numeric else ""
+    if numeric and digit_follows:
+        return f"(?:-|{present}){group}"
+    # Where a value can end is fixed (at the next literal, which the body cannot hold, or the line's
+    # end): one way to match a field, committed to at once. Otherwise "-" matches as both the absent
+    # mark and the body, and a line that does not fit retries 2^(dash fields) splits, each rescanning
+    # the rest of the line: a 64 KB line took 96 s to refuse.
+    end = re.escape(following) if following else r"\Z"
+    return f"(?>-(?={end})|{present}){group}"
 
 
 def _text_regex(tokens: Sequence[str | Operator], lenient: bool, capture: frozenset[str]) -> re.Pattern[str]:
+    """The line's regex: one group per captured field, in the format's order."""
+
     def _captured_field(operator: Operator) -> str | None:
         field = field_of(operator)
         return field if field in capture else None
@@ -119,7 +129,7 @@ def _text_regex(tokens: Sequence[str | Operator], lenient: bool, capture: frozen
         following = tokens[index + 1] if index + 1 < len(tokens) else ""
         if isinstance(following, Operator):
             # Two operators with nothing between them: the first takes as little as it can.
-            parts.append("(?:-|(.*?))" if _captured_field(token) is not None else "(?:.*?)")
+            parts.append("(?:-|)(.*?)" if _captured_field(token) is not None else "(?:.*?)")
             continue
         parts.append(_operator_pattern(_captured_field(token), following, quotes % 2 == 1, lenient))
     return re.compile("".join(parts) + r"\Z", re.DOTALL)
@@ -134,16 +144,12 @@ def _compile_text(fmt: str, capture: frozenset[str]) -> Extractor:
     lenient = _text_regex(tokens, lenient=True, capture=capture)
     format_quotes = sum(token.count('"') for token in tokens if isinstance(token, str))
 
-    # A field captured twice (two operators for one field) keeps the first non-empty capture.
-    slots: list[str] = []
+    # Each EnvoyFields slot is read from the group that captures it ("" when none does); a field
+    # captured twice (two operators for one field) keeps the first non-empty capture.
+    slots = []
     for name in FIELD_NAMES:
-        groups = [index for index, field in enumerate(fields) if field == name]
-        if not groups:
-            slots.append('""')
-        elif len(groups) == 1:
-            slots.append(f"(g[{groups[0]}] or '')")
-        else:
-            slots.append("(" + " or ".join(f"g[{index}]" for index in groups) + " or '')")
+        groups = [f"g[{index}]" for index, field in enumerate(fields) if field == name]
+        slots.append("(" + " or ".join(groups) + ")" if len(groups) > 1 else groups[0] if groups else "''")
     source = (
         "def extract(line):\n"
         "    m = strict(line)\n"
