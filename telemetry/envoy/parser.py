@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from operator import itemgetter
+from typing import NamedTuple
 
 import orjson
 
@@ -41,27 +42,38 @@ Extractor = Callable[[str], EnvoyFields | None]
 # How many quotes beyond the format's own a line may carry before the lenient pass is not tried:
 # each extra quote multiplies the ways the lenient regex can split the line.
 _MAX_EXTRA_QUOTES = 8
-_PLAIN_TYPES = frozenset({str, int})  # what a JSON access-log field may be (bool is not int here: type())
+_NONE = type(None)
+_PLAIN_TYPES = frozenset({str, int, _NONE})  # a JSON access-log field's types (bool is not int here: type())
 _MAX_LENIENT_CHARS = 16_384
-_GRPC_STATUS = FIELD_INDEX["grpc_status"]
 # What Envoy may print as a JSON number (typed JSON formats): the counters and %GRPC_STATUS_NUMBER%.
-_TEXT_POSITIONS = tuple(
-    index for index, name in enumerate(FIELD_NAMES) if name not in NUMERIC_FIELDS and name != "grpc_status"
-)
+_NUMBER_FIELDS = NUMERIC_FIELDS | {"grpc_status"}
 _MAX_SHAPES = 64
+_GRPC_STATUS = FIELD_INDEX["grpc_status"]
 
 
-def _field_type_problem(signature: tuple[type, ...]) -> str:
-    """Why a JSON line whose fields have these types cannot be a Record ("" when it can).
+class _Shape(NamedTuple):
+    """How JSON lines whose values have one sequence of types become EnvoyFields."""
 
-    Only counters and the gRPC status may be JSON numbers: a number where an address or a label goes
-    would reach the Record (and every sink) as an int.
-    """
+    pick: Callable[[tuple[object, ...]], tuple[object, ...]]  # (*values, "") -> EnvoyFields order
+    problem: str  # why such a line cannot be a Record ("" when it can)
+    grpc_number: bool  # %GRPC_STATUS_NUMBER%: 0 (OK) must not read as absent
+
+
+def _json_shape(names: Sequence[str], signature: tuple[type, ...]) -> _Shape:
+    """Only counters and the gRPC status may be JSON numbers: a number where an address or a label goes
+    would reach the Record (and every sink) as an int. A null, or a key not there, reads as ""."""
+    problem = ""
     if not set(signature) <= _PLAIN_TYPES:
-        return "a field is an object, array, boolean or fraction"
-    if any(signature[index] is not str for index in _TEXT_POSITIONS):
-        return "a text field (address, name, id, ...) is a number"
-    return ""
+        problem = "a field is an object, array, boolean or fraction"
+    elif any(kind is int and name not in _NUMBER_FIELDS for name, kind in zip(names, signature, strict=True)):
+        problem = "a text field (address, name, id, ...) is a number"
+    empty = len(names)  # the "" appended after the values
+    position = {
+        name: index for index, (name, kind) in enumerate(zip(names, signature, strict=True)) if kind is not _NONE
+    }
+    pick = itemgetter(*(position.get(name, empty) for name in FIELD_NAMES))
+    grpc_number = signature[names.index("grpc_status")] is int if "grpc_status" in names else False
+    return _Shape(pick, problem, grpc_number)
 
 
 # Envoy and pilot-agent's own messages: "2024-05-04T17:22:59.048Z\tinfo\t..." or "[2024-05-04 17:22:59.048][12][info]".
@@ -77,7 +89,7 @@ def compile_format(fmt: str, capture: frozenset[str] = frozenset(FIELD_NAMES)) -
     """An extractor of the EnvoyFields named in ``capture`` (text formats leave the others "")."""
     fmt = resolve_format(fmt)
     if fmt.lstrip().startswith("{"):
-        return _compile_json(fmt)
+        return _compile_json(fmt, capture)
     return _compile_text(fmt, capture)
 
 
@@ -173,7 +185,7 @@ def _compile_text(fmt: str, capture: frozenset[str]) -> Extractor:
     return namespace["extract"]  # type: ignore[no-any-return]
 
 
-def _compile_json(fmt: str) -> Extractor:
+def _compile_json(fmt: str, capture: frozenset[str]) -> Extractor:
     template = json_format_template(fmt)
     # Istio's own key names always work; the format's keys say where else each field may be.
     key_of = {name: name for name in FIELD_NAMES}
@@ -182,11 +194,13 @@ def _compile_json(fmt: str) -> Extractor:
             operators = [token for token in tokenize(value) if isinstance(token, Operator)]
             if len(operators) == 1 and (field := field_of(operators[0])) is not None:
                 key_of[field] = key
-    keys = tuple(key_of[name] for name in FIELD_NAMES)
+    names = tuple(name for name in FIELD_NAMES if name in capture)
+    keys = tuple(key_of[name] for name in names)
     loads = orjson.loads
     new = tuple.__new__
-    all_fields = itemgetter(*keys)
-    shapes: dict[tuple[type, ...], str] = {}
+    empty = ("",)
+    # Lines of one log have one or two shapes of value types: each shape is judged and planned once.
+    shapes: dict[tuple[type, ...], _Shape] = {}
 
     def extract(line: str) -> EnvoyFields | None:
         if not line.startswith("{"):
@@ -197,25 +211,21 @@ def _compile_json(fmt: str) -> Extractor:
             raise ParseError("bad_json", "not valid JSON") from None
         if not isinstance(data, dict):
             return None
-        try:
-            values = all_fields(data)
-        except KeyError:  # a line without some of the keys: look each up
-            values = tuple(data.get(key, "") for key in keys)
-        if None in values or "-" in values:  # absent values, as Envoy writes them
-            values = ["" if value is None or value == "-" else value for value in values]
-        # Lines of one log have one or two shapes of field types: each shape is judged once.
+        values = tuple(map(data.get, keys))
         signature = tuple(map(type, values))
-        problem = shapes.get(signature)
-        if problem is None:
-            problem = _field_type_problem(signature)
+        shape = shapes.get(signature)
+        if shape is None:
+            shape = _json_shape(names, signature)
             if len(shapes) < _MAX_SHAPES:
-                shapes[signature] = problem
-        if problem:
-            raise ParseError("bad_field_type", problem)
-        if signature[_GRPC_STATUS] is int:  # %GRPC_STATUS_NUMBER%: 0 (OK) must not read as absent
-            values = list(values)
-            values[_GRPC_STATUS] = str(values[_GRPC_STATUS])
-        return new(EnvoyFields, values)
+                shapes[signature] = shape
+        if shape.problem:
+            raise ParseError("bad_field_type", shape.problem)
+        if "-" in values:  # absent values, as older Envoys write them in JSON too
+            values = tuple("" if value == "-" else value for value in values)
+        fields = shape.pick(values + empty)
+        if shape.grpc_number:
+            fields = (*fields[:_GRPC_STATUS], str(fields[_GRPC_STATUS]), *fields[_GRPC_STATUS + 1 :])
+        return new(EnvoyFields, fields)
 
     return extract
 
