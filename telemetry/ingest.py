@@ -23,6 +23,8 @@ from telemetry.exporters.prometheus.sink import PrometheusSink
 from telemetry.model import Record, Workload
 from telemetry.pipeline import Pipeline, tune_gc
 from telemetry.receivers.filelog.identity import identity_from_path
+from telemetry.receivers.filelog.lines import decode_lines, within_limit
+from telemetry.receivers.filelog.tailer import SAMPLE_BYTES
 from telemetry.receivers.filelog.unwrap import LineUnwrapper
 from telemetry.selfmetrics import SelfStats
 
@@ -46,8 +48,8 @@ class IngestResult:
 
 def read_chunks(
     stream: BinaryIO, max_line_bytes: int, on_bytes: Callable[[int], None]
-) -> Iterator[tuple[list[str], list[tuple[str, bytes]]]]:
-    """Complete lines a chunk at a time: (decoded lines, [(reason, raw line) that could not be used])."""
+) -> Iterator[tuple[list[str], list[tuple[str, str | bytes]]]]:
+    """Complete lines a chunk at a time: (decoded lines, [(reason, line) that could not be used])."""
     rest = b""
     skipping = False  # inside a line already reported as too long
     while True:
@@ -55,37 +57,37 @@ def read_chunks(
         on_bytes(len(chunk))
         if not chunk:
             if rest and not skipping:
-                yield _decode([rest], max_line_bytes)
+                yield _lines(rest, max_line_bytes, [])
             return
-        parts = (rest + chunk).split(b"\n")
-        rest = parts.pop()
-        if skipping and parts:
-            parts.pop(0)
+        if skipping:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                continue
+            chunk = chunk[newline + 1 :]
             skipping = False
+        data = rest + chunk if rest else chunk
+        last = data.rfind(b"\n")
+        rest = data[last + 1 :]
+        bad: list[tuple[str, str | bytes]] = []
         if len(rest) > max_line_bytes:
-            if not skipping:
-                parts.append(rest)  # reported once as too long; its remainder is skipped
+            bad.append(("too_long", rest[:SAMPLE_BYTES]))  # reported once; its remainder is skipped
             skipping = True
             rest = b""
-        if parts:
-            yield _decode(parts, max_line_bytes)
+        if last >= 0:
+            yield _lines(data[:last], max_line_bytes, bad)
+        elif bad:
+            yield [], bad
 
 
-def _decode(parts: list[bytes], max_line_bytes: int) -> tuple[list[str], list[tuple[str, bytes]]]:
-    bad: list[tuple[str, bytes]] = []
-    if max(map(len, parts)) > max_line_bytes:
-        bad = [("too_long", part[:4096]) for part in parts if len(part) > max_line_bytes]
-        parts = [part for part in parts if len(part) <= max_line_bytes]
-    try:
-        return b"\n".join(parts).decode("utf-8").split("\n"), bad
-    except UnicodeDecodeError:
-        lines = []
-        for part in parts:
-            try:
-                lines.append(part.decode("utf-8"))
-            except UnicodeDecodeError:
-                bad.append(("not_utf8", part))
-        return lines, bad
+def _lines(
+    body: bytes, max_line_bytes: int, bad: list[tuple[str, str | bytes]]
+) -> tuple[list[str], list[tuple[str, str | bytes]]]:
+    def on_bad(reason: str, line: str | bytes) -> None:
+        bad.append((reason, line))
+
+    lines, clean = decode_lines(body, on_bad)
+    usable = lines if clean else [line for line in lines if line is not None]
+    return within_limit(usable, max_line_bytes, on_bad, SAMPLE_BYTES), bad  # type: ignore[arg-type]
 
 
 def ingest(

@@ -17,6 +17,7 @@ from telemetry.deadletter import DeadLetter
 from telemetry.envoy.parser import LineParser
 from telemetry.model import Record
 from telemetry.receivers.filelog.checkpoint import FINGERPRINT_BYTES, FileMark, fingerprint
+from telemetry.receivers.filelog.lines import decode_lines, too_long, within_limit
 from telemetry.receivers.filelog.unwrap import LineUnwrapper, detect
 from telemetry.selfmetrics import SelfStats
 
@@ -149,7 +150,7 @@ class TailedFile:
         """The file will not grow again: its last line counts even without a newline. False if refused."""
         lines: list[str | None] = []
         if self._carry and not self._skipping:
-            lines, _ = self._decode(self._carry)
+            lines, _ = decode_lines(self._carry, self._bad.add)
         inner, _ = self._unwrap(lines)
         records = self._parse_many(inner + self._unwrapper.flush())
         if records and not submit(records):
@@ -199,7 +200,7 @@ class TailedFile:
         records: list[Record] = []
         if last >= 0:
             body = data[:last]
-            lines, clean = self._decode(body)
+            lines, clean = decode_lines(body, self._bad.add)
             records, handled = self._parse(lines, clean)
             if handled:
                 # Commit up to the end of the last line after which no partial line was held.
@@ -214,21 +215,6 @@ class TailedFile:
             self.committed = commit_to
         return size
 
-    def _decode(self, body: bytes) -> tuple[list[str | None], bool]:
-        """Lines of a chunk, None for a line that is not UTF-8 (counted here); and whether all were UTF-8."""
-        try:
-            return body.decode("utf-8").split("\n"), True  # type: ignore[return-value]
-        except UnicodeDecodeError:
-            pass
-        lines: list[str | None] = []
-        for raw in body.split(b"\n"):
-            try:
-                lines.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                self._bad.add("not_utf8", raw)
-                lines.append(None)
-        return lines, False
-
     def _parse(self, lines: list[str | None], clean: bool) -> tuple[list[Record], int]:
         """Records of a chunk's lines, and how many leading lines are done with (no partial line held)."""
         unwrapper = self._unwrapper
@@ -238,22 +224,9 @@ class TailedFile:
                 unwrapper.kind = detect(first)
         if unwrapper.kind == "plain" and clean:
             # The hot path: one access-log line per line, nothing to unwrap.
-            return self._parse_many(self._within_limit(lines)), len(lines)  # type: ignore[arg-type]
+            return self._parse_many(within_limit(lines, self._max_line, self._bad.add, SAMPLE_BYTES)), len(lines)  # type: ignore[arg-type]
         inner, handled = self._unwrap(lines)
         return self._parse_many(inner), handled
-
-    def _within_limit(self, lines: list[str]) -> list[str]:
-        limit = self._max_line
-        maybe_long = limit // 4  # a str this long may exceed the limit in UTF-8 bytes
-        if not lines or max(map(len, lines)) <= maybe_long:
-            return lines
-        kept = []
-        for line in lines:
-            if len(line) > maybe_long and len(line.encode("utf-8")) > limit:
-                self._bad.add("too_long", line[:SAMPLE_BYTES])
-            else:
-                kept.append(line)
-        return kept
 
     def _unwrap(self, lines: list[str | None]) -> tuple[list[str], int]:
         """The inner lines completed by these lines, and how many leading lines leave no partial held."""
@@ -261,13 +234,12 @@ class TailedFile:
         feed = unwrapper.feed
         overflows = unwrapper.overflows
         limit = self._max_line
-        maybe_long = limit // 4
         inner: list[str] = []
         handled = 0
         for index, line in enumerate(lines):
             if line is None:
                 pass  # not UTF-8, already counted
-            elif len(line) > maybe_long and len(line.encode("utf-8")) > limit:
+            elif too_long(line, limit):
                 self._bad.add("too_long", line[:SAMPLE_BYTES])
             else:
                 out = feed(line)
