@@ -105,7 +105,11 @@ def ingest(
     defaults = PipelineConfig()
     span = StartTimes()
     pipeline = Pipeline(
-        [("prometheus", metrics), ("start_times", span)], stats, defaults.queue_size, defaults.batch_size
+        [("prometheus", metrics), ("start_times", span)],
+        stats,
+        defaults.queue_size,
+        defaults.batch_size,
+        threaded=False,
     )
     pipeline.start()
     tune_gc()

@@ -109,3 +109,41 @@ def test_what_shutdown_cannot_deliver_in_time_is_counted_and_not_delivered_later
     pipeline._worker.join(5)  # the batch in the sink's hands finishes; nothing counted as dropped follows
     assert sum(len(batch) for batch in sink.batches) + dropped == 20
     assert dropped >= 10
+
+
+def test_an_unthreaded_pipeline_delivers_in_the_callers_thread_in_batches() -> None:
+    seen_threads: list[threading.Thread] = []
+
+    class ThreadNoting(CollectingSink):
+        def consume(self, batch: Sequence[Record]) -> None:
+            seen_threads.append(threading.current_thread())
+            super().consume(batch)
+
+    sink = ThreadNoting()
+    stats = SelfStats()
+    pipeline = Pipeline([("a", sink)], stats, queue_size=10, batch_size=4, threaded=False)
+    pipeline.start()
+    assert pipeline.submit([Record(path=f"/{index}") for index in range(10)], "test")
+    # Delivered before submit returned: no flush needed, and nothing was ever queued.
+    assert [len(batch) for batch in sink.batches] == [4, 4, 2]
+    assert set(seen_threads) == {threading.current_thread()}
+    assert stats.records_received == {"test": 10}
+    assert stats.queue_depth("pipeline") == 0
+    pipeline.shutdown()
+    assert sink.flushed == 1 and sink.shutdowns == 1
+    assert not pipeline.submit([Record()], "test")
+    assert stats.dropped[("pipeline", "shutdown")] == 1
+
+
+def test_an_unthreaded_pipeline_counts_a_failing_sink_and_feeds_the_others() -> None:
+    class Failing(CollectingSink):
+        def consume(self, batch: Sequence[Record]) -> None:
+            raise RuntimeError("broken sink")
+
+    healthy = CollectingSink()
+    stats = SelfStats()
+    pipeline = Pipeline([("bad", Failing()), ("good", healthy)], stats, threaded=False)
+    assert pipeline.submit([Record()] * 3, "test")
+    assert sum(map(len, healthy.batches)) == 3
+    assert stats.dropped[("sink:bad", "sink_error")] == 3
+    pipeline.shutdown()
