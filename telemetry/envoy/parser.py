@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -38,6 +39,8 @@ __all__ = ["ParseError", "LineParser", "compile_format", "make_parser", "resolve
 log = logging.getLogger(__name__)
 
 Extractor = Callable[[str], EnvoyFields | None]
+Columns = list[Sequence[str]]
+ColumnExtractor = Callable[[Sequence[str]], tuple[Columns, list[str], list[str]]]
 
 # How many quotes beyond the format's own a line may carry before the lenient pass is not tried:
 # each extra quote multiplies the ways the lenient regex can split the line.
@@ -87,9 +90,24 @@ def resolve_format(fmt: str) -> str:
 
 def compile_format(fmt: str, capture: frozenset[str] = frozenset(FIELD_NAMES)) -> Extractor:
     """An extractor of the EnvoyFields named in ``capture`` (text formats leave the others "")."""
-    fmt = resolve_format(fmt)
+    return _compiled(resolve_format(fmt), capture).extract
+
+
+def compile_columns(fmt: str, capture: frozenset[str] = frozenset(FIELD_NAMES)) -> ColumnExtractor | None:
+    """For a text format whose fields are each captured once: many lines at a time, as
+    (EnvoyFields-ordered columns of the lines that fit exactly, those lines, the others in order)."""
+    return _compiled(resolve_format(fmt), capture).columns
+
+
+class _Compiled(NamedTuple):
+    extract: Extractor
+    columns: ColumnExtractor | None
+
+
+@lru_cache(maxsize=64)
+def _compiled(fmt: str, capture: frozenset[str]) -> _Compiled:
     if fmt.lstrip().startswith("{"):
-        return _compile_json(fmt, capture)
+        return _Compiled(_compile_json(fmt, capture), None)
     return _compile_text(fmt, capture)
 
 
@@ -147,7 +165,7 @@ def _text_regex(tokens: Sequence[str | Operator], lenient: bool, capture: frozen
     return re.compile("".join(parts) + r"\Z", re.DOTALL)
 
 
-def _compile_text(fmt: str, capture: frozenset[str]) -> Extractor:
+def _compile_text(fmt: str, capture: frozenset[str]) -> _Compiled:
     tokens = tokenize(fmt)
     fields = [field for token in tokens if isinstance(token, Operator) and (field := field_of(token)) in capture]
     if not fields:
@@ -158,10 +176,9 @@ def _compile_text(fmt: str, capture: frozenset[str]) -> Extractor:
 
     # Each EnvoyFields slot is read from the group that captures it ("" when none does); a field
     # captured twice (two operators for one field) keeps the first non-empty capture.
-    slots = []
-    for name in FIELD_NAMES:
-        groups = [f"g[{index}]" for index, field in enumerate(fields) if field == name]
-        slots.append("(" + " or ".join(groups) + ")" if len(groups) > 1 else groups[0] if groups else "''")
+    groups_of = [[index for index, field in enumerate(fields) if field == name] for name in FIELD_NAMES]
+    slots = [" or ".join(f"g[{index}]" for index in groups) or "''" for groups in groups_of]
+    slots = [f"({slot})" if " or " in slot else slot for slot in slots]
     source = (
         "def extract(line):\n"
         "    m = strict(line)\n"
@@ -182,7 +199,27 @@ def _compile_text(fmt: str, capture: frozenset[str]) -> Extractor:
         "EnvoyFields": EnvoyFields,
     }
     exec(compile(source, f"<envoy format {fmt[:40]!r}>", "exec"), namespace)
-    return namespace["extract"]  # type: ignore[no-any-return]
+    columns = None if any(len(groups) > 1 for groups in groups_of) else _column_extractor(strict.match, groups_of)
+    return _Compiled(namespace["extract"], columns)
+
+
+def _column_extractor(match: Callable[[str], re.Match[str] | None], groups_of: list[list[int]]) -> ColumnExtractor:
+    groups = re.Match.groups
+
+    def columns(lines: Sequence[str]) -> tuple[Columns, list[str], list[str]]:
+        matches = list(map(match, lines))
+        rest: list[str] = []
+        if None in matches:
+            rest = [line for line, found in zip(lines, matches, strict=True) if found is None]
+            lines = [line for line, found in zip(lines, matches, strict=True) if found is not None]
+            matches = [found for found in matches if found is not None]
+        if not matches:
+            return [], [], rest
+        by_group = list(zip(*map(groups, matches), strict=True))  # type: ignore[arg-type]
+        empty = ("",) * len(matches)
+        return [by_group[found[0]] if found else empty for found in groups_of], list(lines), rest
+
+    return columns
 
 
 def _compile_json(fmt: str, capture: frozenset[str]) -> Extractor:
@@ -236,14 +273,13 @@ class LineParser:
     def __init__(self, fmt: str, reporter: Workload, peers: PeerTable, keep_original: bool = False) -> None:
         self.reporter = reporter
         self.keep_original = keep_original  # each Record carries its line (for a log sink's event.original)
-        self._assemble = RecordAssembler(peers).assemble
+        assembler = RecordAssembler(peers)
+        self._assemble = assembler.assemble
+        self._assemble_columns = assembler.assemble_columns
         self._auto = fmt == "auto"
-        self._candidates: list[tuple[str, Extractor]] = (
-            [(name, _compiled_preset(name)) for name in DETECTION_ORDER]
-            if self._auto
-            else [(fmt, compile_format(fmt, ASSEMBLED_FIELDS))]
-        )
-        self.format_name, self._extract = self._candidates[0]
+        names = DETECTION_ORDER if self._auto else (fmt,)
+        self._candidates = [(name, _compiled(resolve_format(name), ASSEMBLED_FIELDS)) for name in names]
+        self.format_name, (self._extract, self._columns) = self._candidates[0]
         self._bug_logged = False
 
     def parse(self, line: str) -> Record:
@@ -255,44 +291,103 @@ class LineParser:
         return self._assemble(fields, self.reporter, line if self.keep_original else "")
 
     def parse_lines(self, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
-        """Parse many lines (without newlines); each failure is appended to ``errors`` as (reason, line)."""
+        """Parse many lines (without newlines); each failure is appended to ``errors`` as (reason, line).
+
+        The lines that fit the current format go through as columns (``assemble_columns``); the others,
+        and every line of a batch the column path declines, one at a time.
+        """
+        if self._columns is not None:
+            columns, fitting, rest = self._columns(lines)
+        else:
+            columns, fitting, rest = self._extract_each(lines, errors)
+        if not fitting:
+            return self._parse_each(rest, errors)
+        records = self._assemble_columns(columns, self.reporter, fitting if self.keep_original else None)
+        if records is None:
+            records = self._assemble_each(map(_new_fields, zip(*columns, strict=True)), fitting, errors)
+        if rest:
+            records += self._parse_each(rest, errors)
+        return records
+
+    def _extract_each(
+        self, lines: Sequence[str], errors: list[tuple[str, str]]
+    ) -> tuple[Columns, list[str], list[str]]:
+        """(columns, lines) of what the current format extracts, and the lines it does not fit."""
+        extract = self._extract
+        rows: list[EnvoyFields] = []
+        fitting: list[str] = []
+        rest: list[str] = []
+        for line in lines:
+            try:
+                fields = extract(line)
+            except ParseError as error:
+                errors.append((error.reason, line))
+                continue
+            except Exception:
+                self._parser_bug(line, errors)
+                continue
+            if fields is None:
+                rest.append(line)
+            else:
+                rows.append(fields)
+                fitting.append(line)
+        return list(zip(*rows, strict=True)), fitting, rest
+
+    def _assemble_each(
+        self, rows: Iterable[EnvoyFields], lines: Sequence[str], errors: list[tuple[str, str]]
+    ) -> list[Record]:
+        records: list[Record] = []
+        assemble = self._assemble
+        reporter = self.reporter
+        keep_original = self.keep_original
+        for fields, line in zip(rows, lines, strict=True):
+            try:
+                records.append(assemble(fields, reporter, line) if keep_original else assemble(fields, reporter))
+            except ParseError as error:
+                errors.append((error.reason, line))
+            except Exception:
+                self._parser_bug(line, errors)
+        return records
+
+    def _parse_each(self, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
         records: list[Record] = []
         append = records.append
-        extract = self._extract
         assemble = self._assemble
         reporter = self.reporter
         keep_original = self.keep_original
         for line in lines:
             try:
-                fields = extract(line)
+                fields = self._extract(line)
                 if fields is None:
                     fields = self._detect(line)
-                    extract = self._extract
                 append(assemble(fields, reporter, line) if keep_original else assemble(fields, reporter))
             except ParseError as error:
                 errors.append((error.reason, line))
             except Exception:
-                # A parser bug must cost one line, not the batch: counted, and the first one logged.
-                if not self._bug_logged:
-                    self._bug_logged = True
-                    log.exception("the access-log parser failed on a line; counted as parser_error")
-                errors.append(("parser_error", line))
+                self._parser_bug(line, errors)
         return records
+
+    def _parser_bug(self, line: str, errors: list[tuple[str, str]]) -> None:
+        # A parser bug must cost one line, not the batch: counted, and the first one logged.
+        if not self._bug_logged:
+            self._bug_logged = True
+            log.exception("the access-log parser failed on a line; counted as parser_error")
+        errors.append(("parser_error", line))
 
     def _detect(self, line: str) -> EnvoyFields:
         error: ParseError | None = None
         if self._auto:
-            for name, extract in self._candidates:
-                if extract is self._extract:
+            for name, compiled in self._candidates:
+                if compiled.extract is self._extract:
                     continue
                 try:
-                    fields = extract(line)
+                    fields = compiled.extract(line)
                 except ParseError as exc:
                     error = exc
                     continue
                 if fields is not None:
                     # Formats do not change line to line; keep the one that fits at the front.
-                    self.format_name, self._extract = name, extract
+                    self.format_name, (self._extract, self._columns) = name, compiled
                     return fields
         if not line.strip():
             raise ParseError("empty_line")
@@ -304,14 +399,8 @@ class LineParser:
         raise ParseError("format_mismatch", f"line does not fit the {self.format_name} format")
 
 
-_PRESET_CACHE: dict[str, Extractor] = {}
-
-
-def _compiled_preset(name: str) -> Extractor:
-    extractor = _PRESET_CACHE.get(name)
-    if extractor is None:
-        extractor = _PRESET_CACHE[name] = compile_format(name, ASSEMBLED_FIELDS)
-    return extractor
+def _new_fields(values: tuple[str, ...]) -> EnvoyFields:
+    return tuple.__new__(EnvoyFields, values)
 
 
 def make_parser(fmt: str, reporter: Workload, peers: PeerTable, keep_original: bool = False) -> LineParser:

@@ -1,0 +1,155 @@
+"""Many lines at once (columns through ``assemble_columns``) give what one line at a time gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from telemetry.envoy.istio import RecordAssembler
+from telemetry.envoy.operators import FIELD_NAMES, EnvoyFields
+from telemetry.envoy.parser import LineParser, make_parser
+from telemetry.envoy.peers import PeerTable
+from telemetry.envoy.presets import PRESETS
+from telemetry.envoy.render import compile_renderer
+from telemetry.model import Record, Workload
+
+ACCESSLOGS = Path(__file__).resolve().parents[2] / "testdata" / "accesslogs"
+PRODUCTPAGE = Workload("productpage-v1", "default", "productpage", "v1")
+REVIEWS = Workload("reviews-v2", "default", "reviews", "v2")
+
+
+def one_at_a_time(lines: list[str], fmt: str, reporter: Workload, keep_original: bool = False):  # type: ignore[no-untyped-def]
+    parser = make_parser(fmt, reporter, PeerTable(), keep_original)
+    records, errors = [], []
+    for line in lines:
+        try:
+            records.append(parser.parse(line))
+        except Exception as error:  # noqa: BLE001 - the reason is what is compared
+            errors.append((getattr(error, "reason", "parser_error"), line))
+    return records, errors
+
+
+def all_at_once(lines: list[str], fmt: str, reporter: Workload, keep_original: bool = False):  # type: ignore[no-untyped-def]
+    errors: list[tuple[str, str]] = []
+    records = make_parser(fmt, reporter, PeerTable(), keep_original).parse_lines(lines, errors)
+    return records, errors
+
+
+def entry(**values: str) -> dict[str, str]:
+    base = {
+        "start_time": "2024-05-04T17:22:59.046Z", "method": "GET", "path": "/reviews/0", "protocol": "HTTP/1.1",
+        "response_code": "200", "bytes_received": "0", "bytes_sent": "295", "duration": "24",
+        "user_agent": "python-requests/2.31.0", "request_id": "6e7e5f5e", "authority": "reviews:9080",
+        "upstream_host": "10.244.0.12:9080", "upstream_cluster": "outbound|9080|v2|reviews.default.svc.cluster.local",
+        "upstream_local_address": "10.244.0.9:43210", "downstream_local_address": "10.96.12.34:9080",
+        "downstream_remote_address": "10.244.0.9:50212", "route_name": "default",
+    }  # fmt: skip
+    return {**base, **values}
+
+
+# One of each kind of entry the column path treats differently from the common one.
+VARIED = [
+    entry(),
+    entry(method="", protocol="", path="", response_code="0", authority="", upstream_cluster="outbound|3306||mysql.db.svc.cluster.local"),
+    entry(response_flags="UF,URX", response_code="503"),
+    entry(downstream_remote_address="[2001:db8::7]:50212"),
+    entry(downstream_remote_address="10.244.0.9"),
+    entry(upstream_cluster="inbound|9080||", downstream_local_address="10.244.0.12:9080", downstream_remote_address="10.244.0.9:50999"),
+    entry(upstream_cluster="PassthroughCluster", authority="api.example.com"),
+    entry(duration="", bytes_sent=""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", ["istio", "istio-upstream-cluster", "envoy", "json"])
+@pytest.mark.parametrize("keep_original", [False, True])
+def test_a_batch_of_varied_entries_gives_the_records_of_one_at_a_time(preset: str, keep_original: bool) -> None:
+    render = compile_renderer(PRESETS[preset])
+    lines = [render(values) for values in VARIED * 3]
+    expected = one_at_a_time(lines, preset, PRODUCTPAGE, keep_original)
+    assert all_at_once(lines, preset, PRODUCTPAGE, keep_original) == expected
+    assert all_at_once(lines, "auto", PRODUCTPAGE, keep_original) == expected
+    assert {record.protocol for record in expected[0]} >= ({"http", "tcp"} if preset != "envoy" else {"http"})
+
+
+@pytest.mark.parametrize(
+    ("log", "fmt"),
+    [("istio.log", "auto"), ("istio_mixer.log", "auto"), ("istio_upstream_cluster.log", "auto"), ("json.log", "auto"),
+     ("envoy.log", "envoy"), ("reviews.log", "auto"), ("custom.log", (ACCESSLOGS / "custom.format").read_text().strip())],
+)  # fmt: skip
+def test_golden_logs_give_the_same_records_and_errors_either_way(log: str, fmt: str) -> None:
+    lines = (ACCESSLOGS / log).read_text().splitlines()
+    for reporter in (PRODUCTPAGE, REVIEWS, Workload()):
+        batch = all_at_once(lines, fmt, reporter)
+        single = one_at_a_time(lines, fmt, reporter)
+        assert sorted(batch[0]) == sorted(single[0])
+        assert sorted(batch[1]) == sorted(single[1])
+
+
+def test_grpc_and_traceparent_entries_keep_their_meaning_in_a_batch() -> None:
+    fmt = "%START_TIME% %REQ(:METHOD)% %PROTOCOL% %RESPONSE_CODE% %GRPC_STATUS% %UPSTREAM_CLUSTER% %REQ(TRACEPARENT)% %DURATION%"
+    lines = [
+        "2024-05-04T17:22:59Z POST HTTP/2 200 Unavailable outbound|9080||ratings.default.svc.cluster.local "
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 3",
+        "2024-05-04T17:22:59Z POST HTTP/2 200 0 outbound|9080||ratings.default.svc.cluster.local - 4",
+        "2024-05-04T17:22:59Z GET HTTP/1.1 200 - outbound|9080||ratings.default.svc.cluster.local - 5",
+    ]
+    records, errors = all_at_once(lines, fmt, PRODUCTPAGE)
+    assert not errors and (records, errors) == one_at_a_time(lines, fmt, PRODUCTPAGE)
+    assert [(r.protocol, r.grpc_status) for r in records] == [("grpc", "14"), ("grpc", "0"), ("http", "")]
+    assert (records[0].trace_id, records[0].span_id) == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+
+
+def test_a_bad_counter_costs_its_line_only() -> None:
+    render = compile_renderer(PRESETS["json"])
+    lines = [render(entry()), render(entry()).replace('"response_code":200', '"response_code":-5'), render(entry())]
+    records, errors = all_at_once(lines, "json", PRODUCTPAGE)
+    assert len(records) == 2 and [reason for reason, _ in errors] == ["bad_number"]
+    assert errors[0][1] == lines[1]
+
+
+def test_what_the_peer_table_learns_mid_batch_names_the_later_entries_peers() -> None:
+    # A client line teaches the table productpage's pod IP (its upstream local address); the server
+    # side's later entries from that IP then name productpage as their source, in one batch as one by one.
+    peers = PeerTable()
+    client = make_parser("istio", PRODUCTPAGE, peers)
+    server = make_parser("istio", REVIEWS, peers)
+    render = compile_renderer(PRESETS["istio"])
+    inbound = render(entry(upstream_cluster="inbound|9080||", downstream_remote_address="10.244.0.9:50212"))
+    errors: list[tuple[str, str]] = []
+    assert server.parse_lines([inbound], errors)[0].source_workload == "unknown"
+    client.parse_lines([render(entry())], errors)
+    assert server.parse_lines([inbound, inbound], errors)[1].source_workload == "productpage-v1"
+    assert not errors
+
+
+def test_an_identity_cached_before_the_table_learns_is_looked_up_afresh_after_it() -> None:
+    # The inbound entry's identity is cached (source unknown) in the first two batches; in the third an
+    # outbound entry first teaches the table that 10.244.0.9 is productpage itself, so the inbound entry
+    # after it must name productpage as its source, as one line at a time does.
+    render = compile_renderer(PRESETS["istio"])
+    inbound = render(entry(upstream_cluster="inbound|9080||", downstream_remote_address="10.244.0.9:50212"))
+    outbound = render(entry())
+    batches = [[inbound], [inbound], [outbound, inbound]]
+    parser = make_parser("istio", PRODUCTPAGE, PeerTable())
+    errors: list[tuple[str, str]] = []
+    in_batches = [parser.parse_lines(batch, errors) for batch in batches]
+    single = make_parser("istio", PRODUCTPAGE, PeerTable())
+    assert in_batches == [[single.parse(line) for line in batch] for batch in batches]
+    assert in_batches[2][1].source_workload == "productpage-v1" and in_batches[1][0].source_workload == "unknown"
+
+
+def test_assemble_columns_declines_what_only_assemble_can_report() -> None:
+    assembler = RecordAssembler(PeerTable())
+    row = EnvoyFields(response_code="200", duration="5", bytes_received="1", bytes_sent="2", method="GET",
+                      downstream_remote_address="10.0.0.1:5")  # fmt: skip
+    columns = [list(values) for values in zip(row, row, strict=True)]
+    assert assembler.assemble_columns(columns, PRODUCTPAGE) == [assembler.assemble(row, PRODUCTPAGE)] * 2
+    columns[FIELD_NAMES.index("duration")][1] = "x5"
+    assert assembler.assemble_columns(columns, PRODUCTPAGE) is None
+    assert assembler.assemble_columns([[] for _ in FIELD_NAMES], PRODUCTPAGE) == []
+
+
+def test_records_are_records() -> None:
+    records, _ = all_at_once([compile_renderer(PRESETS["istio"])(entry())], "istio", PRODUCTPAGE)
+    assert type(records[0]) is Record and isinstance(make_parser("istio", PRODUCTPAGE, PeerTable()), LineParser)
