@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from itertools import repeat
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 
 Extractor = Callable[[str], EnvoyFields | None]
 Columns = list[Sequence[str]]
-ColumnExtractor = Callable[[Sequence[str]], tuple[Columns, list[str], list[str]]]
+# (EnvoyFields-ordered columns of the lines that fit exactly, those lines, the others), or None when
+# these lines are to be extracted one by one.
+ColumnExtractor = Callable[[Sequence[str]], tuple[Columns, list[str], list[str]] | None]
 
 # How many quotes beyond the format's own a line may carry before the lenient pass is not tried:
 # each extra quote multiplies the ways the lenient regex can split the line.
@@ -94,8 +97,7 @@ def compile_format(fmt: str, capture: frozenset[str] = frozenset(FIELD_NAMES)) -
 
 
 def compile_columns(fmt: str, capture: frozenset[str] = frozenset(FIELD_NAMES)) -> ColumnExtractor | None:
-    """For a text format whose fields are each captured once: many lines at a time, as
-    (EnvoyFields-ordered columns of the lines that fit exactly, those lines, the others in order)."""
+    """Many lines at a time (see ColumnExtractor); None for a text format that captures a field twice."""
     return _compiled(resolve_format(fmt), capture).columns
 
 
@@ -107,7 +109,7 @@ class _Compiled(NamedTuple):
 @lru_cache(maxsize=64)
 def _compiled(fmt: str, capture: frozenset[str]) -> _Compiled:
     if fmt.lstrip().startswith("{"):
-        return _Compiled(_compile_json(fmt, capture), None)
+        return _compile_json(fmt, capture)
     return _compile_text(fmt, capture)
 
 
@@ -222,7 +224,7 @@ def _column_extractor(match: Callable[[str], re.Match[str] | None], groups_of: l
     return columns
 
 
-def _compile_json(fmt: str, capture: frozenset[str]) -> Extractor:
+def _compile_json(fmt: str, capture: frozenset[str]) -> _Compiled:
     template = json_format_template(fmt)
     # Istio's own key names always work; the format's keys say where else each field may be.
     key_of = {name: name for name in FIELD_NAMES}
@@ -264,7 +266,45 @@ def _compile_json(fmt: str, capture: frozenset[str]) -> Extractor:
             fields = (*fields[:_GRPC_STATUS], str(fields[_GRPC_STATUS]), *fields[_GRPC_STATUS + 1 :])
         return new(EnvoyFields, fields)
 
-    return extract
+    return _Compiled(extract, _json_column_extractor(names, keys))
+
+
+# What each field's JSON values may be: null (absent), text, and for counters and gRPC statuses numbers.
+_JSON_TYPES = {name: frozenset({str, _NONE, int} if name in _NUMBER_FIELDS else {str, _NONE}) for name in FIELD_NAMES}
+_ABSENT = {None: "", "-": ""}  # .get(value, value): Envoy's absent marks as ""
+
+
+def _json_column_extractor(names: Sequence[str], keys: Sequence[str]) -> ColumnExtractor:
+    loads = orjson.loads
+    get = dict.get
+    slot = {name: index for index, name in enumerate(names)}
+
+    def columns(lines: Sequence[str]) -> tuple[Columns, list[str], list[str]] | None:
+        # Every line a JSON object whose values are all of their field's types, or one by one
+        # (which says which line is wrong, and why).
+        if not all(map(str.startswith, lines, repeat("{"))):
+            return None
+        try:
+            objects = list(map(loads, lines))
+        except orjson.JSONDecodeError:
+            return None
+        if set(map(type, objects)) != {dict}:
+            return None
+        by_name: list[Sequence[str]] = []
+        for name, key in zip(names, keys, strict=True):
+            column = list(map(get, objects, repeat(key)))
+            kinds = set(map(type, column))
+            if not kinds <= _JSON_TYPES[name]:
+                return None
+            if _NONE in kinds or (str in kinds and "-" in column):
+                column = list(map(_ABSENT.get, column, column))
+            if name == "grpc_status" and int in kinds:  # %GRPC_STATUS_NUMBER%: 0 (OK) must not read as absent
+                column = [str(value) for value in column]
+            by_name.append(column)
+        empty = ("",) * len(objects)
+        return [by_name[slot[name]] if name in slot else empty for name in FIELD_NAMES], list(lines), []
+
+    return columns
 
 
 class LineParser:
@@ -296,10 +336,8 @@ class LineParser:
         The lines that fit the current format go through as columns (``assemble_columns``); the others,
         and every line of a batch the column path declines, one at a time.
         """
-        if self._columns is not None:
-            columns, fitting, rest = self._columns(lines)
-        else:
-            columns, fitting, rest = self._extract_each(lines, errors)
+        extracted = self._columns(lines) if self._columns is not None else None
+        columns, fitting, rest = extracted if extracted is not None else self._extract_each(lines, errors)
         if not fitting:
             return self._parse_each(rest, errors)
         records = self._assemble_columns(columns, self.reporter, fitting if self.keep_original else None)

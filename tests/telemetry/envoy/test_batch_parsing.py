@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from telemetry.envoy.istio import RecordAssembler
@@ -153,3 +154,25 @@ def test_assemble_columns_declines_what_only_assemble_can_report() -> None:
 def test_records_are_records() -> None:
     records, _ = all_at_once([compile_renderer(PRESETS["istio"])(entry())], "istio", PRODUCTPAGE)
     assert type(records[0]) is Record and isinstance(make_parser("istio", PRODUCTPAGE, PeerTable()), LineParser)
+
+
+def test_json_batches_read_nulls_dashes_and_numeric_grpc_statuses_as_one_at_a_time() -> None:
+    base = {"start_time": "2024-05-04T17:22:59.046Z", "method": "POST", "protocol": "HTTP/2", "response_code": 200,
+            "duration": 3, "bytes_received": 10, "bytes_sent": 20, "upstream_cluster": "outbound|9080||ratings.default.svc.cluster.local",
+            "downstream_remote_address": "10.244.0.9:5000", "upstream_host": "10.244.0.14:9080"}  # fmt: skip
+    clean = [
+        {**base, "grpc_status": 0, "route_name": None},
+        {**base, "grpc_status": 14, "response_flags": "-", "authority": None},
+        {**base, "grpc_status": None, "path": "-"},
+    ]
+    lines = [orjson.dumps(values).decode() for values in clean]
+    records, errors = all_at_once(lines, "json", PRODUCTPAGE)
+    assert (records, errors) == one_at_a_time(lines, "json", PRODUCTPAGE) and not errors
+    assert [(r.protocol, r.grpc_status, r.response_flags, r.path) for r in records] == [
+        ("grpc", "0", "-", ""), ("grpc", "14", "-", ""), ("http", "", "-", ""),
+    ]  # fmt: skip
+    wrong = [orjson.dumps({**base, "authority": 80}).decode(), orjson.dumps({**base, "method": True}).decode(), "{oops"]
+    mixed = lines + wrong
+    records, errors = all_at_once(mixed, "json", PRODUCTPAGE)
+    assert (sorted(records), sorted(errors)) == tuple(map(sorted, one_at_a_time(mixed, "json", PRODUCTPAGE)))
+    assert len(records) == 3 and [reason for reason, _ in errors] == ["bad_field_type", "bad_field_type", "bad_json"]
