@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import BinaryIO
 
 import networkx as nx
@@ -170,6 +171,9 @@ def ingest(
     )
 
 
+_START_TIME = attrgetter("start_time")
+
+
 class StartTimes:
     """A sink noting the first and last Record start times, so offline rates are per second of the logs."""
 
@@ -178,7 +182,7 @@ class StartTimes:
         self.last = ""
 
     def consume(self, batch: Sequence[Record]) -> None:
-        times = [record.start_time for record in batch if record.start_time]
+        times = list(filter(None, map(_START_TIME, batch)))
         if times:
             low, high = min(times), max(times)  # RFC 3339 in one zone sorts as text
             self.first = min(self.first, low) if self.first else low
