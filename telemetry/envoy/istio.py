@@ -259,14 +259,18 @@ class RecordAssembler:
         the peer table learns something, every later entry is looked up afresh."""
         version = self._peers.version
         relearned = False
+        cache = self._identities
         for index in range(identities.index(None), len(identities)):
             if relearned:
                 self._check_cache(reporter)
-                identities[index] = self._identities.get(keys[index])
-            if identities[index] is None:
+            elif identities[index] is not None:
+                continue
+            identity = cache.get(keys[index])  # perhaps cached by an earlier entry of this batch
+            if identity is None:
                 fields = _new(EnvoyFields, [column[index] for column in columns])
-                identities[index] = self._new_identity(keys[index], fields, reporter)
+                identity = self._new_identity(keys[index], fields, reporter)
                 relearned = relearned or self._peers.version != version
+            identities[index] = identity
 
     def _check_cache(self, reporter: Workload) -> None:
         if self._peers.version != self._peers_version or reporter is not self._reporter:

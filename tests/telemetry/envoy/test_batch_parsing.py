@@ -176,3 +176,20 @@ def test_json_batches_read_nulls_dashes_and_numeric_grpc_statuses_as_one_at_a_ti
     records, errors = all_at_once(mixed, "json", PRODUCTPAGE)
     assert (sorted(records), sorted(errors)) == tuple(map(sorted, one_at_a_time(mixed, "json", PRODUCTPAGE)))
     assert len(records) == 3 and [reason for reason, _ in errors] == ["bad_field_type", "bad_field_type", "bad_json"]
+
+
+def test_a_batch_works_out_each_peer_pairs_identity_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    worked_out: list[str] = []
+    original = RecordAssembler._identity
+
+    def counting(self: RecordAssembler, fields: EnvoyFields, reporter: Workload) -> tuple[str, ...]:
+        worked_out.append(fields.upstream_cluster)
+        return original(self, fields, reporter)
+
+    monkeypatch.setattr(RecordAssembler, "_identity", counting)
+    render = compile_renderer(PRESETS["istio"])
+    reviews = entry(upstream_cluster="outbound|9080||reviews.default.svc.cluster.local")
+    lines = [render(entry()), render(reviews)] * 100
+    records, errors = all_at_once(lines, "istio", Workload())
+    assert len(records) == 200 and not errors
+    assert sorted(worked_out) == sorted({entry()["upstream_cluster"], reviews["upstream_cluster"]})
