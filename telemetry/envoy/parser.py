@@ -3,8 +3,10 @@
 ``compile_format`` turns a format string into an extractor (line -> EnvoyFields, or None when the line
 does not fit). Text formats become one anchored regex whose groups are mapped to EnvoyFields by a
 function generated once per format; JSON formats (a format string starting with ``{``, or the ``json``
-preset) are decoded with orjson. ``make_parser`` adds the Record assembly and, for ``auto``, detection
-among the presets.
+preset) are decoded with orjson. ``compile_columns`` does the same for many lines at once, as one column
+per field: the regex or ``orjson.loads`` is mapped over the lines in C and the values transposed, so
+``LineParser.parse_lines`` can hand whole columns to ``RecordAssembler.assemble_columns``. ``make_parser``
+adds the Record assembly and, for ``auto``, detection among the presets.
 """
 
 from __future__ import annotations
