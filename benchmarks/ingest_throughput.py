@@ -109,7 +109,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="meshscope-bench-") as tmp:
         print(
-            f"{'format':8} {'lines':>9} {'bytes/line':>10} {'seconds':>8} {'lines/s':>10} {'MiB/s':>7} {'peak RSS MB':>11}"
+            f"{'format':8} {'lines':>9} {'bytes/line':>10} {'seconds':>8} {'lines/s':>10} {'lines/CPU-s':>11} {'MiB/s':>7} {'peak RSS MB':>11}"
         )
         for fmt in args.formats.split(","):
             path = Path(tmp) / f"{fmt}.log"
@@ -121,7 +121,8 @@ def main() -> None:
             figures = json.loads(child.stdout.strip().splitlines()[-1])
             assert figures["records"] == args.lines and figures["errors"] == 0, figures
             rate = args.lines / figures["seconds"]
-            print(f"{fmt:8} {args.lines:>9} {size / args.lines:>10.0f} {figures['seconds']:>8.2f} {rate:>10,.0f} "
+            per_cpu = args.lines / figures["cpu_seconds"]
+            print(f"{fmt:8} {args.lines:>9} {size / args.lines:>10.0f} {figures['seconds']:>8.2f} {rate:>10,.0f} {per_cpu:>11,.0f} "
                   f"{size / figures['seconds'] / 2**20:>7.1f} {figures['peak_rss_mb']:>11.0f}")  # fmt: skip
 
 
