@@ -1,20 +1,24 @@
 """Where received spans go: unchanged to the trace exporters, and reduced to Records and Spans for the rest.
 
-Every trace receiver (OTLP gRPC, OTLP HTTP, Zipkin) decodes its input into OTLP ``ResourceSpans``
-messages and calls ``TraceIngest.accept``. The messages themselves are handed to each trace exporter
-(each has its own bounded queue, so a slow backend never slows ingestion); proxy spans (Envoy's and
-Istio's) become Records for the metrics pipeline, as access-log lines do; application spans become
-Spans for the service graph's client/server pairing.
+Every trace receiver (OTLP gRPC, OTLP HTTP, Zipkin) hands its decoded request to
+``TraceIngest.accept``: OTLP ``ResourceSpans`` messages, or a ``SpanBatch`` that also carries the form
+the request came in (OTLP protobuf bytes, Zipkin's decoded JSON) for a normaliser that reads that form
+faster. The OTLP messages are handed to each trace exporter (each has its own bounded queue, so a slow
+backend never slows ingestion; a Zipkin request is made OTLP only when there is an exporter); proxy
+spans (Envoy's and Istio's) become Records for the metrics pipeline, as access-log lines do;
+application spans become Spans for the service graph's client/server pairing.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
@@ -29,6 +33,35 @@ if not hasattr(trace_pb2, "ScopeSpans"):  # pragma: no cover - an install-order 
         "opentelemetry/proto was overwritten by the old copy inside xds-protos; run "
         "'pip install --force-reinstall --no-deps opentelemetry-proto' (make install does this)"
     )
+
+
+class SpanBatch(Protocol):
+    """One request's spans as received; ``resource_spans`` is them as OTLP (made on first use if need be)."""
+
+    @property
+    def resource_spans(self) -> Sequence[ResourceSpans]: ...
+
+
+class OtlpSpans:
+    """OTLP ResourceSpans, with the protobuf bytes they were decoded from when there are any.
+
+    ``body`` is an ExportTraceServiceRequest's (or TracesData's: the same field 1) serialised bytes;
+    ``lean`` what ``spans.otlp_lean`` parsed of them, if anything. ``resource_spans`` None means: parse
+    them from ``body`` on first use (bytes the receiver has already checked).
+    """
+
+    def __init__(self, resource_spans: Sequence[ResourceSpans] | None, body: bytes = b"", lean: Any = None) -> None:
+        self._resource_spans = resource_spans
+        self.body = body
+        self.lean = lean
+        self._lock = threading.Lock()
+
+    @property
+    def resource_spans(self) -> Sequence[ResourceSpans]:
+        with self._lock:
+            if self._resource_spans is None:
+                self._resource_spans = ExportTraceServiceRequest.FromString(self.body).resource_spans
+            return self._resource_spans
 
 
 class TraceSink(Protocol):
@@ -59,6 +92,7 @@ class Normalised:
 
 
 Normaliser = Callable[[Sequence[ResourceSpans]], Normalised]
+BatchNormaliser = Callable[[SpanBatch], Normalised]
 
 
 class TraceIngest:
@@ -73,17 +107,25 @@ class TraceIngest:
         self._pipeline = pipeline
         self._stats = stats
         self._normalise = normalise
+        # A normaliser that reads requests in the form they came in says so with normalise_batch.
+        self._normalise_batch: BatchNormaliser | None = getattr(normalise, "normalise_batch", None)
         self._exporters = list(exporters)
         self._span_sinks = list(span_sinks)
 
-    def accept(self, resource_spans: Sequence[ResourceSpans], receiver: str) -> Normalised:
+    def accept(self, spans: Sequence[ResourceSpans] | SpanBatch, receiver: str) -> Normalised:
         """Route one request's spans; returns what was made of them (rejections for partial success).
 
         Admission comes first: when the pipeline refuses the request's Records the sender is told to
         retry, so nothing of this request may have gone to the exporters or span sinks yet (a retry
         would deliver it twice).
         """
-        result = self._normalise(resource_spans)
+        # Not isinstance(spans, SpanBatch): a runtime protocol check would read the property, making
+        # OTLP of a Zipkin request that no exporter asked for.
+        batch = OtlpSpans(spans) if isinstance(spans, Sequence) else spans
+        if self._normalise_batch is not None:
+            result = self._normalise_batch(batch)
+        else:
+            result = self._normalise(batch.resource_spans)
         if result.rejected:
             self._stats.parse_error(receiver, "bad_span", result.rejected)
         if result.records and not self._pipeline.submit(result.records, receiver, wait=0.5):
@@ -91,7 +133,7 @@ class TraceIngest:
             return result
         for name, exporter in self._exporters:
             try:
-                exporter.consume(resource_spans)
+                exporter.consume(batch.resource_spans)
             except Exception:
                 log.exception("trace exporter %s failed to enqueue", name)
         for name, sink in self._span_sinks:

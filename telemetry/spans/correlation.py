@@ -18,11 +18,13 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NamedTuple
 
 from telemetry.model import Record, request_failed
 
 _SOURCE = "source"
+_request_and_trace_id = attrgetter("request_id", "trace_id")
 
 
 class RequestTraceIndex:
@@ -46,9 +48,18 @@ class RequestTraceIndex:
     def remember_records(self, records: Iterable[Record]) -> None:
         """Learns from every Record that has both ids (proxy spans' Records have)."""
         with self._lock:
-            for record in records:
-                if record.request_id and record.trace_id:
-                    self._put(record.request_id, record.trace_id)
+            trace_of = self._trace_of
+            # _put, inlined: this runs for every proxy span.
+            for request_id, trace_id in map(_request_and_trace_id, records):
+                if not (request_id and trace_id):
+                    continue
+                if request_id in trace_of:
+                    trace_of[request_id] = trace_id
+                    continue
+                if len(trace_of) >= self._max:
+                    trace_of.popitem(last=False)
+                    self.evicted += 1
+                trace_of[request_id] = trace_id
 
     def _put(self, request_id: str, trace_id: str) -> None:
         trace_of = self._trace_of

@@ -17,14 +17,19 @@ The mapping follows the OpenTelemetry Collector's Zipkin receiver where it has o
 
 Every span is checked as it is converted; the first malformed one fails the whole request
 (``ParseError``), as Zipkin's own collector answers a batch it cannot read with 400.
+
+``read_json`` is what the receiver uses: the same checks without the encoding, the spans kept as
+decoded (``ZipkinSpans``) for the normaliser, which reads their tags directly; the ResourceSpans are
+encoded only if an exporter asks for them. Making OTLP of every request cost more than normalising it.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from google.protobuf.message import DecodeError
@@ -51,6 +56,9 @@ _SCOPE_NAME = ("otel.scope.name", "otel.library.name")
 _SCOPE_VERSION = ("otel.scope.version", "otel.library.version")
 _MAPPED_TAGS = frozenset({"otel.status_code", "otel.status_description", "error", *_SCOPE_NAME, *_SCOPE_VERSION})
 _ZERO_HIGH_BITS = bytes(8)
+_NO_TRACE_ID = bytes(16)
+_NO_SCOPE = ("", "")
+_new = tuple.__new__
 Remote = tuple[str, str, int]  # service name, IP address, port ("" / 0 when absent)
 _SHARED = wire.field(wire.SPAN_ATTRIBUTE, wire.key_value("zipkin.shared", wire.any_value(True)))
 # Tag key/value pairs repeat across spans (methods, status codes, versions): their encoding is kept,
@@ -61,16 +69,175 @@ _NAME_CACHE: dict[str, bytes] = {}
 _TAG_CACHE_SIZE = 1 << 16
 _KIND_FIELDS = {kind: wire.SPAN_KIND + wire.varint(kind) for kind in range(6)}
 _TIMES = struct.Struct("<cQcQ").pack  # start and end, both fixed64
+_MAX_FIXED64 = (1 << 64) - 1
+
+
+class ZipkinSpan(NamedTuple):
+    """One Zipkin span as read, checked as the converter checks it; ``tags`` as sent (mapped ones included)."""
+
+    trace_id: bytes
+    span_id: bytes
+    parent_id: bytes
+    kind: int
+    name: str
+    timestamp_us: int
+    duration_us: int
+    remote: Remote | None
+    tags: Mapping[str, str]
+    annotations: Sequence[tuple[int, str]]
+    shared: bool
+    status: int  # the OTLP status code the tags make (0 unset)
+
+
+Groups = dict[str, dict[tuple[str, str], list[ZipkinSpan]]]  # local service -> (scope name, version) -> spans
+
+
+class ZipkinSpans:
+    """One Zipkin request: its spans grouped as their ResourceSpans are, and the ResourceSpans made on demand.
+
+    ``groups`` is None when the request was converted to ResourceSpans straight away (see ``read_json``).
+    """
+
+    def __init__(self, groups: Groups | None, resource_spans: Sequence[ResourceSpans] | None = None) -> None:
+        self.groups = groups
+        self._resource_spans = resource_spans
+        self._lock = threading.Lock()
+
+    @property
+    def resource_spans(self) -> Sequence[ResourceSpans]:
+        """The spans as OTLP, for the trace exporters: encoded on first use (never when export is off)."""
+        with self._lock:
+            if self._resource_spans is None:
+                batch = _Batch()
+                for service, scopes in (self.groups or {}).items():
+                    for spans in scopes.values():
+                        for span in spans:
+                            batch.add(
+                                span.trace_id, span.span_id, span.parent_id, span.kind, span.name,
+                                span.timestamp_us, span.duration_us, service, span.remote, span.tags,
+                                span.annotations, span.shared,
+                            )  # fmt: skip
+                self._resource_spans = batch.finish()
+            return self._resource_spans
+
+
+def read_json(body: bytes) -> ZipkinSpans:
+    """A Zipkin v2 JSON list of spans, read for the normaliser without making OTLP of it.
+
+    Accepts and rejects exactly what ``resource_spans_from_json`` does: a span the quick reading does
+    not take as it is (an unusual type anywhere) sends the whole request through the converter, which
+    either converts it or raises the ParseError it deserves.
+    """
+    spans = _json_list(body)
+    try:
+        return ZipkinSpans(_read_json_spans(spans))
+    except Exception:  # noqa: BLE001 - the converter below decides, and names, what is wrong
+        return ZipkinSpans(None, _convert_json_spans(spans))
+
+
+def _read_json_spans(spans: list[Any]) -> Groups:
+    # Every check the converter makes, in the order that is quickest here; the first exception ends
+    # the attempt (read_json then asks the converter). Common id lengths are decoded inline.
+    groups: Groups = {}
+    remote_cache = _REMOTE_CACHE
+    fromhex = bytes.fromhex
+    internal = wire.KIND_INTERNAL
+    for span in spans:
+        get = span.get
+        text = span["traceId"]
+        trace_id = fromhex(text) if len(text) == 32 else _hex_trace_id(text)
+        text = span["id"]
+        span_id = fromhex(text) if len(text) == 16 else _hex_span_id(text, "id", "bad_span_id")
+        if len(trace_id) != 16 or trace_id == _NO_TRACE_ID or len(span_id) != 8 or span_id == _ZERO_HIGH_BITS:
+            raise ValueError("bad id")
+        parent_id = get("parentId")
+        if parent_id:
+            parent_id = _hex_span_id(parent_id, "parentId", "bad_parent_id")
+        else:
+            parent_id = b""
+        kind_name = get("kind")
+        kind = _JSON_KINDS[kind_name] if kind_name is not None else internal
+        name = get("name") or ""
+        timestamp = get("timestamp") or 0
+        duration = get("duration") or 0
+        local = get("localEndpoint")
+        service = (local.get("serviceName") or "") if local else ""
+        if name.__class__ is not str or service.__class__ is not str:
+            raise TypeError("name and serviceName must be strings")
+        if timestamp.__class__ is not int or duration.__class__ is not int:
+            raise TypeError("timestamp and duration must be integers")
+        start = timestamp * 1000
+        if not 0 <= start <= _MAX_FIXED64 or not 0 <= start + duration * 1000 <= _MAX_FIXED64:
+            raise OverflowError("start or end out of range")
+        tags = get("tags") or {}
+        scope = _NO_SCOPE
+        status = 0
+        if tags:
+            plain = tags
+            if not tags.keys().isdisjoint(_MAPPED_TAGS):
+                plain, scope, _, status = _split_mapped(tags)
+            "".join(plain.values())  # TypeError unless every value is a string, as encoding them would raise
+        remote = get("remoteEndpoint")
+        if remote:
+            remote = (
+                remote.get("serviceName") or "",
+                remote.get("ipv4") or remote.get("ipv6") or "",
+                remote.get("port") or 0,
+            )  # as _json_remote
+            if remote_cache.get(remote) is None:  # as _Batch.add: checked (and encoded) once per endpoint
+                if len(remote_cache) > _TAG_CACHE_SIZE:
+                    remote_cache.clear()
+                remote_cache[remote] = _remote_attributes(*remote)
+        else:
+            remote = None
+        annotations = get("annotations")
+        events = [(item["timestamp"], item["value"]) for item in annotations] if annotations else ()
+        for timestamp_us, value in events:
+            _event(timestamp_us, value)
+        scopes = groups.get(service)
+        if scopes is None:
+            scopes = groups[service] = {}
+        read = scopes.get(scope)
+        if read is None:
+            read = scopes[scope] = []
+        read.append(
+            _new(
+                ZipkinSpan,
+                (
+                    trace_id,
+                    span_id,
+                    parent_id,
+                    kind,
+                    name,
+                    timestamp,
+                    duration,
+                    remote,
+                    tags,
+                    events,
+                    get("shared") is True,
+                    status,
+                ),
+            )
+        )
+    return groups
 
 
 def resource_spans_from_json(body: bytes) -> Sequence[ResourceSpans]:
     """A Zipkin v2 JSON list of spans."""
+    return _convert_json_spans(_json_list(body))
+
+
+def _json_list(body: bytes) -> list[Any]:
     try:
         spans = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise ParseError("bad_json", f"not JSON: {error}") from None
     if not isinstance(spans, list):
         raise ParseError("bad_json", f"expected a JSON list of spans, got {type(spans).__name__}")
+    return spans
+
+
+def _convert_json_spans(spans: list[Any]) -> Sequence[ResourceSpans]:
     batch = _Batch()
     add = batch.add
     for index, span in enumerate(spans):
@@ -149,7 +316,7 @@ def _hex_trace_id(text: str) -> bytes:
             raw = b""
     except ValueError:
         raw = b""
-    if len(raw) != 16 or raw == bytes(16):
+    if len(raw) != 16 or raw == _NO_TRACE_ID:
         raise ParseError("bad_trace_id", f"traceId {text!r} is not 16 or 32 hex digits")
     return raw
 
@@ -168,7 +335,7 @@ def _hex_span_id(text: str, name: str, reason: str) -> bytes:
 def _bytes_trace_id(raw: bytes) -> bytes:
     if len(raw) == 8:
         raw = _ZERO_HIGH_BITS + raw
-    if len(raw) != 16 or raw == bytes(16):
+    if len(raw) != 16 or raw == _NO_TRACE_ID:
         raise ParseError("bad_trace_id", f"trace_id has {len(raw)} bytes, not 8 or 16")
     return raw
 
@@ -259,7 +426,7 @@ class _Batch:
                 cache.clear()
             plain = tags if tags.keys().isdisjoint(_MAPPED_TAGS) else None
             if plain is None:
-                plain, scope, status = _split_mapped(tags)
+                plain, scope, status, _ = _split_mapped(tags)
             for item in plain.items():
                 encoded = cache.get(item)
                 if encoded is None:
@@ -297,7 +464,8 @@ class _Batch:
         return wire.parse_traces_data(encoded)
 
 
-def _split_mapped(tags: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, str], bytes]:
+def _split_mapped(tags: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, str], bytes, int]:
+    """The tags that stay attributes, the scope (name, version), and the encoded status and its code (0 unset)."""
     plain = {key: value for key, value in tags.items() if key not in _MAPPED_TAGS}
     scope = (
         next((tags[key] for key in _SCOPE_NAME if key in tags), ""),
@@ -307,14 +475,16 @@ def _split_mapped(tags: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, s
     error = tags.get("error")
     message = tags.get("otel.status_description") or error or ""
     if code_name == "ERROR" or (error is not None and code_name != "OK"):
-        status = wire.status(wire.STATUS_ERROR, message)
+        code = wire.STATUS_ERROR
+        status = wire.status(code, message)
     elif code_name == "OK":
-        status = wire.status(wire.STATUS_OK, "")
+        code = wire.STATUS_OK
+        status = wire.status(code, "")
     else:
-        status = b""
+        code, status = 0, b""
     if not isinstance(message, str) or not isinstance(scope[0], str) or not isinstance(scope[1], str):
         raise TypeError("tag values must be strings")
-    return plain, scope, status
+    return plain, scope, status, code
 
 
 def _remote_attributes(service: str, ip: str, port: int) -> bytes:

@@ -6,20 +6,27 @@ A proxy span is one request as one Envoy saw it, the same thing an access-log li
 the reporting proxy named by its ``node_id``. Everything else is an application span, reduced to a
 ``Span`` by the OpenTelemetry semantic conventions (old and new attribute names).
 
-Speed: one pass over each span's attributes decodes only the keys read here (``AttributeReader``);
-whether a span is a proxy's is decided from two of them. One assembler per reporting proxy keeps the
-assembler's identity cache warm however the proxies' spans interleave.
+Speed: a span's attributes become the tuple of SPAN_KEYS' texts ("" when absent). From OTLP protobuf
+bytes upb gathers each span's keys and string values into two lists (``otlp_lean``: no Python loop
+over the attributes), and one ``itemgetter`` per list of keys (``_Layouts``: a proxy's spans all carry
+the same keys) picks the values out; Zipkin JSON's tags, a dict already, are read the same way, the
+request never made OTLP unless an exporter asks (``from_zipkin.read_json``); decoded messages are
+walked once, decoding only the keys read (``span_values``). Whether a span is a proxy's is decided
+from two keys. One assembler per reporting proxy keeps the assembler's identity cache warm however
+the proxies' spans interleave.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from envoy.config.core.v3.base_pb2 import Node
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Status
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 
@@ -31,9 +38,11 @@ from telemetry.envoy.peers import PeerTable
 from telemetry.envoy.timestamps import start_time_text as envoy_time_text
 from telemetry.model import UNKNOWN, Record, Span, Workload
 from telemetry.spans.attributes import AttributeReader, as_int
-from telemetry.traces import Normalised
+from telemetry.spans.from_zipkin import Groups, ZipkinSpans
+from telemetry.spans.otlp_lean import attribute_count, lean_resource_spans
+from telemetry.traces import Normalised, OtlpSpans, SpanBatch
 
-# The span attributes read, proxy tags first; positions below index AttributeReader.read's result.
+# The span attributes read, proxy tags first.
 SPAN_KEYS: tuple[str, ...] = (
     "component",
     "node_id",
@@ -78,7 +87,11 @@ SPAN_KEYS: tuple[str, ...] = (
     _MESSAGING_DESTINATION,
 ) = range(len(SPAN_KEYS))  # fmt: skip
 
-# Where each EnvoyFields field comes from in a proxy span's read values, extended by _record with these.
+_SPAN_READER = AttributeReader(SPAN_KEYS)
+_MAX_LAYOUTS = 4096
+
+# Where each EnvoyFields field comes from: a tag among SPAN_KEYS' values, or one of these that _record
+# computes and appends to them; a field named in neither is absent ("").
 _COMPUTED: tuple[str, ...] = (
     "",  # absent
     "start_time",
@@ -112,6 +125,17 @@ def _field_source(field: str) -> int:
 
 _gather_fields = itemgetter(*(_field_source(field) for field in FIELD_NAMES))
 _new = tuple.__new__
+# EnvoyFields' order when this module was written: while it holds, _envoy_fields lists the fields
+# directly (half the cost of gathering them); should EnvoyFields change, it gathers them by name.
+_WRITTEN_FOR = (
+    "start_time", "method", "path", "protocol", "response_code", "response_flags", "response_code_details",
+    "connection_termination_details", "upstream_transport_failure_reason", "bytes_received", "bytes_sent",
+    "duration", "upstream_service_time", "x_forwarded_for", "user_agent", "request_id", "authority",
+    "upstream_host", "upstream_cluster", "upstream_local_address", "downstream_local_address",
+    "downstream_remote_address", "requested_server_name", "route_name", "grpc_status", "trace_id", "span_id",
+    "traceparent", "downstream_peer_uri_san", "upstream_peer_uri_san",
+)  # fmt: skip
+_DIRECT_FIELDS = FIELD_NAMES == _WRITTEN_FOR
 
 RESOURCE_KEYS: tuple[str, ...] = ("service.name", "k8s.namespace.name", "service.namespace")
 
@@ -122,6 +146,9 @@ _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _NANOS_PER_MS = 1_000_000
 _NANOS_PER_SECOND = 1_000_000_000
 _MAX_REPORTERS = 1024
+# Shared by all normalisers; a lost race only formats twice.
+_MILLIS_TEXT: dict[int, str] = {}
+_MAX_MILLIS_TEXT = 4096
 _MAX_MESSAGES = 3  # distinct rejection reasons kept for the partial-success message
 
 
@@ -129,6 +156,9 @@ class RequestIdSink(Protocol):
     """What the normaliser feeds proxy-span Records to (``correlation.RequestTraceIndex``)."""
 
     def remember_records(self, records: Sequence[Record]) -> None: ...
+
+
+Values = tuple[str, ...]  # the text of each of SPAN_KEYS, "" when absent
 
 
 class _Reporter(NamedTuple):
@@ -140,8 +170,21 @@ def start_time_text(unix_nanos: int) -> str:
     """RFC 3339 in UTC with milliseconds, as Envoy prints %START_TIME%; "" for an unset (0) time."""
     if not unix_nanos:
         return ""
-    seconds, nanos = divmod(unix_nanos, _NANOS_PER_SECOND)
-    return envoy_time_text(seconds, nanos, "bad_span")
+    # Spans arriving together mostly start in the same few milliseconds: each is formatted once.
+    millis = unix_nanos // _NANOS_PER_MS
+    text = _MILLIS_TEXT.get(millis)
+    if text is None:
+        seconds, nanos = divmod(unix_nanos, _NANOS_PER_SECOND)
+        text = envoy_time_text(seconds, nanos, "bad_span")
+        if len(_MILLIS_TEXT) >= _MAX_MILLIS_TEXT:
+            _MILLIS_TEXT.clear()
+        _MILLIS_TEXT[millis] = text
+    return text
+
+
+def span_values(attributes: Iterable[KeyValue]) -> Values:
+    """The text of each of SPAN_KEYS among OTLP attributes, "" when absent; the last of duplicates wins."""
+    return tuple(_SPAN_READER.read(attributes))
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -156,54 +199,256 @@ def split_url(url: str) -> tuple[str, str]:
     return url[host_start:slash], url[slash:]
 
 
+def _envoy_fields(
+    values: Values, trace_id: str, span_id: str, start_time: str, path: str, authority: str, duration: int
+) -> EnvoyFields:
+    """A proxy span's EnvoyFields: positionally (keyword construction of 30 fields would cost as much as
+    the assembly itself). Envoy tags an absent header or address as "-"; EnvoyFields holds "" for absent."""
+    protocol, user_agent, request_id = values[_PROTOCOL], values[_USER_AGENT], values[_REQUEST_ID]
+    upstream, peer = values[_UPSTREAM_ADDRESS], values[_PEER_ADDRESS]
+    cluster = values[_CLUSTER_NAME] or values[_CLUSTER]
+    protocol = "" if protocol == "-" else protocol
+    user_agent = "" if user_agent == "-" else user_agent
+    request_id = "" if request_id == "-" else request_id
+    upstream = "" if upstream == "-" else upstream
+    cluster = "" if cluster == "-" else cluster
+    peer = "" if peer == "-" else peer
+    if _DIRECT_FIELDS:
+        return _new(
+            EnvoyFields,
+            (start_time, values[_METHOD], path, protocol, values[_HTTP_STATUS], values[_FLAGS], "", "", "",
+             values[_REQUEST_SIZE], values[_RESPONSE_SIZE], duration, "", "", user_agent, request_id, authority,
+             upstream, cluster, "", "", peer, "", "", values[_GRPC_STATUS], trace_id, span_id, "", "", ""),
+        )  # fmt: skip
+    computed = ("", start_time, path, authority, duration, trace_id, span_id, protocol, user_agent, request_id,
+                upstream, cluster, peer)  # fmt: skip
+    return _new(EnvoyFields, _gather_fields(values + computed))
+
+
+class _Layouts:
+    """Where each of SPAN_KEYS is in a span's list of attribute keys, by that list.
+
+    Spans from one proxy or SDK carry the same keys in the same order, so the positions are worked out
+    once per list and applied by one ``itemgetter`` call to the values (plus a trailing "" that absent
+    keys point at). Of duplicate keys the last wins, as everywhere. Not thread-safe (the normaliser's
+    lock covers it); at most _MAX_LAYOUTS are kept.
+    """
+
+    def __init__(self) -> None:
+        self.by_keys: dict[tuple[str, ...], itemgetter[Any]] = {}
+
+    def new(self, keys: tuple[str, ...]) -> itemgetter[Any]:
+        position = {key: index for index, key in enumerate(keys)}
+        absent = len(keys)
+        layout = itemgetter(*(position.get(key, absent) for key in SPAN_KEYS))
+        if len(self.by_keys) >= _MAX_LAYOUTS:
+            self.by_keys.clear()
+        self.by_keys[keys] = layout
+        return layout
+
+
 class SpanNormaliser:
-    """``normalise(resource_spans) -> Normalised``: thread-safe, one lock per call."""
+    """``normalise(resource_spans) -> Normalised``: thread-safe, one lock per call.
+
+    ``normalise_batch`` takes a request as received (``traces.SpanBatch``) and reads it the quickest way
+    its form allows, with the same result: OTLP protobuf bytes through the lean schema (``otlp_lean``),
+    Zipkin JSON from its decoded dicts (``from_zipkin.read_json``), anything else as ResourceSpans.
+    """
 
     def __init__(self, peers: PeerTable, request_index: RequestIdSink | None = None) -> None:
         self._peers = peers
         self._request_index = request_index
-        self._reader = AttributeReader(SPAN_KEYS)
         self._resource_reader = AttributeReader(RESOURCE_KEYS)
+        self._layouts = _Layouts()
         # Oldest first: a full cache drops its oldest reporter in O(1) (popitem(last=False)).
         self._reporters: OrderedDict[tuple[str, str], _Reporter] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, resource_spans: Sequence[ResourceSpans]) -> Normalised:
-        records: list[Record] = []
-        spans: list[Span] = []
-        rejected = 0
-        messages: list[str] = []
-        read = self._reader.read
         with self._lock:
-            for resource_index, resource in enumerate(resource_spans):
-                service, k8s_namespace, service_namespace = self._resource_reader.read(resource.resource.attributes)
-                service = service or UNKNOWN
-                namespace = k8s_namespace or service_namespace or UNKNOWN
-                for scope in resource.scope_spans:
-                    for span in scope.spans:
-                        values = read(span.attributes)
+            return self._locked_call(resource_spans)
+
+    def _locked_call(self, resource_spans: Sequence[ResourceSpans]) -> Normalised:
+        out = _Output()
+        one = self._one
+        read = _SPAN_READER.read
+        for resource_index, resource in enumerate(resource_spans):
+            service, namespace = self._resource(resource)
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    one(out, span, read(span.attributes), service, namespace, resource_index)
+        return self._finish(out)
+
+    def normalise_batch(self, batch: SpanBatch) -> Normalised:
+        if isinstance(batch, ZipkinSpans) and batch.groups is not None:
+            return self._zipkin(batch.groups)
+        if isinstance(batch, OtlpSpans) and batch.body:
+            return self._otlp(batch)
+        return self(batch.resource_spans)
+
+    # -- the quicker readings -------------------------------------------------------------------------
+
+    def _otlp(self, batch: OtlpSpans) -> Normalised:
+        lean = batch.lean if batch.lean is not None else lean_resource_spans(batch.body)
+        if lean is None:
+            return self(batch.resource_spans)
+        layouts = self._layouts
+        layout_of = layouts.by_keys.get
+        with self._lock:
+            # First every span's values (a span whose keys and strings do not pair is read from its
+            # official message), then, if no attribute went without a key, the spans themselves.
+            read: list[tuple[Any, Values]] = []
+            starts: list[tuple[int, int, str, str]] = []  # where each resource's spans start in read
+            keys_seen = 0
+            for resource_index, resource in enumerate(lean):
+                service, namespace = self._resource(resource)
+                starts.append((resource_index, len(read), service, namespace))
+                for scope_index, scope in enumerate(resource.scope_spans):
+                    for span_index, span in enumerate(scope.spans):
+                        merged = span.attributes
+                        keys, texts = merged.key, merged.value.string_value
+                        keys_seen += len(keys)
+                        if len(keys) == len(texts):
+                            keys = tuple(keys)
+                            layout = layout_of(keys) or layouts.new(keys)
+                            texts = texts[:]
+                            texts.append("")
+                            values = layout(texts)
+                        elif not read:
+                            # Not all strings from the first span on: an SDK's request (numbers and
+                            # booleans), read from the official messages altogether.
+                            return self._locked_call(batch.resource_spans)
+                        else:  # not all strings: this span from its official message
+                            full = batch.resource_spans[resource_index].scope_spans[scope_index].spans[span_index]
+                            values = span_values(full.attributes)
+                        read.append((span, values))
+            if keys_seen != attribute_count(batch.body):
+                return self._locked_call(batch.resource_spans)
+            starts.append((len(starts), len(read), "", ""))
+            out = _Output()
+            records, reject = out.records, out.reject
+            one, record = self._one, self._record
+            for (resource_index, first, service, namespace), (_, end, _, _) in itertools.pairwise(starts):
+                for span, values in read[first:end]:
+                    trace_id, span_id = span.trace_id, span.span_id
+                    if (values[_COMPONENT] == PROXY_COMPONENT or values[_NODE_ID]) and _ids_valid(trace_id, span_id):
+                        # _one, inlined for the common case: a proxy span with valid ids.
+                        try:
+                            records.append(
+                                record(
+                                    values,
+                                    trace_id.hex(),
+                                    span_id.hex(),
+                                    span.start_time_unix_nano,
+                                    span.end_time_unix_nano,
+                                    service,
+                                )
+                            )
+                        except ParseError as error:
+                            reject(resource_index, error)
+                    else:
+                        one(out, span, values, service, namespace, resource_index)
+        return self._finish(out)
+
+    def _zipkin(self, groups: Groups) -> Normalised:
+        # What the OTLP conversion would make of these spans: a resource per local service with only
+        # service.name, the tags as string attributes followed by the remote endpoint's (its
+        # peer.service overriding a tag of that name), the status from the mapped tags (none of which
+        # is among SPAN_KEYS).
+        out = _Output()
+        records, spans, reject = out.records, out.spans, out.reject
+        record = self._record
+        layouts = self._layouts
+        layout_of = layouts.by_keys.get
+        with self._lock:
+            for resource_index, (service_name, scopes) in enumerate(groups.items()):
+                service = service_name or UNKNOWN
+                for zipkin_spans in scopes.values():
+                    for span in zipkin_spans:
+                        trace_id, span_id, parent_id, kind, name, timestamp, duration, remote, tags, _, _, status = span
+                        keys = tuple(tags)
+                        texts = [*tags.values()]
+                        if remote is not None and remote[0]:
+                            keys += ("peer.service",)
+                            texts.append(remote[0])
+                        layout = layout_of(keys) or layouts.new(keys)
+                        texts.append("")
+                        values = layout(texts)
+                        start = timestamp * 1000
+                        end = start + duration * 1000
                         try:
                             if values[_COMPONENT] == PROXY_COMPONENT or values[_NODE_ID]:
-                                records.append(self._record(span, values, service))
+                                records.append(record(values, trace_id.hex(), span_id.hex(), start, end, service))
                             else:
-                                spans.append(_span(span, values, service, namespace))
+                                spans.append(
+                                    _span(
+                                        values,
+                                        trace_id.hex(),
+                                        span_id.hex(),
+                                        parent_id,
+                                        kind,
+                                        service,
+                                        UNKNOWN,
+                                        name,
+                                        start,
+                                        end,
+                                        status == _STATUS_ERROR,
+                                    )  # fmt: skip
+                                )
                         except ParseError as error:
-                            rejected += 1
-                            message = f"resource {resource_index}: {error}"
-                            if len(messages) < _MAX_MESSAGES and message not in messages:
-                                messages.append(message)
-        if self._request_index is not None and records:
-            self._request_index.remember_records(records)
+                            reject(resource_index, error)
+        return self._finish(out)
+
+    # -- shared ---------------------------------------------------------------------------------------
+
+    def _resource(self, resource: Any) -> tuple[str, str]:
+        """Service and namespace from an official or lean ResourceSpans (the same Resource message)."""
+        service, k8s_namespace, service_namespace = self._resource_reader.read(resource.resource.attributes)
+        return service or UNKNOWN, k8s_namespace or service_namespace or UNKNOWN
+
+    def _one(
+        self, out: _Output, span: Any, values: Sequence[str], service: str, namespace: str, resource_index: int
+    ) -> None:
+        """One OTLP span (an official or a lean message) and its attributes' values (a list or a tuple)."""
+        try:
+            trace_id, span_id = _ids(span)
+            if values[_COMPONENT] == PROXY_COMPONENT or values[_NODE_ID]:
+                out.records.append(
+                    self._record(
+                        tuple(values), trace_id, span_id, span.start_time_unix_nano, span.end_time_unix_nano, service
+                    )
+                )
+            else:
+                out.spans.append(
+                    _span(
+                        values,
+                        trace_id,
+                        span_id,
+                        span.parent_span_id,
+                        span.kind,
+                        service,
+                        namespace,
+                        span.name,
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano,
+                        span.status.code == _STATUS_ERROR,
+                    )
+                )
+        except ParseError as error:
+            out.reject(resource_index, error)
+
+    def _finish(self, out: _Output) -> Normalised:
+        if self._request_index is not None and out.records:
+            self._request_index.remember_records(out.records)
+        messages = out.messages
         error_text = "; ".join(messages)
-        if rejected > len(messages) and messages:
-            error_text += f" ({rejected} spans rejected in all)"
-        return Normalised(records=records, spans=spans, rejected=rejected, error=error_text)
+        if out.rejected > len(messages) and messages:
+            error_text += f" ({out.rejected} spans rejected in all)"
+        return Normalised(records=out.records, spans=out.spans, rejected=out.rejected, error=error_text)
 
     # -- proxy spans ----------------------------------------------------------------------------------
 
-    def _record(self, span: OtlpSpan, values: list[str], service: str) -> Record:
-        trace_id, span_id = _ids(span)
-        start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    def _record(self, values: Values, trace_id: str, span_id: str, start: int, end: int, service: str) -> Record:
         if end < start:
             raise ParseError("bad_span", f"span {span_id} ends before it starts")
         url = values[_URL]
@@ -212,30 +457,14 @@ class SpanNormaliser:
         reporter = self._reporters.get(key)
         if reporter is None:
             reporter = self._new_reporter(key, values)
-        # EnvoyFields gathered positionally in C from the read values plus these computed ones: keyword
-        # construction of 30 fields would cost as much as the assembly itself.
-        protocol, user_agent, request_id = values[_PROTOCOL], values[_USER_AGENT], values[_REQUEST_ID]
-        upstream, peer = values[_UPSTREAM_ADDRESS], values[_PEER_ADDRESS]
-        cluster = values[_CLUSTER_NAME] or values[_CLUSTER]
-        # Envoy tags an absent header or address as "-"; EnvoyFields holds "" for absent.
-        values += (
-            "",
-            start_time_text(start),
-            path,
-            authority,
-            (end - start) // _NANOS_PER_MS,
-            trace_id,
-            span_id,
-            "" if protocol == "-" else protocol,
-            "" if user_agent == "-" else user_agent,
-            "" if request_id == "-" else request_id,
-            "" if upstream == "-" else upstream,
-            "" if cluster == "-" else cluster,
-            "" if peer == "-" else peer,
+        return reporter.assembler.assemble(
+            _envoy_fields(
+                values, trace_id, span_id, start_time_text(start), path, authority, (end - start) // _NANOS_PER_MS
+            ),
+            reporter.workload,
         )
-        return reporter.assembler.assemble(_new(EnvoyFields, _gather_fields(values)), reporter.workload)
 
-    def _new_reporter(self, key: tuple[str, str], values: list[str]) -> _Reporter:
+    def _new_reporter(self, key: tuple[str, str], values: Values) -> _Reporter:
         # A proxy's istio.* tags are fixed for its node id: read once, when the node is first seen.
         node_id, service = key
         workload, ip = reporter_of(
@@ -248,6 +477,22 @@ class SpanNormaliser:
             # Spans carry no local addresses to learn from (access logs do): the node id's IP is it.
             self._peers.learn(ip, workload)
         return reporter
+
+
+class _Output:
+    __slots__ = ("records", "spans", "rejected", "messages")
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.spans: list[Span] = []
+        self.rejected = 0
+        self.messages: list[str] = []
+
+    def reject(self, resource_index: int, error: ParseError) -> None:
+        self.rejected += 1
+        message = f"resource {resource_index}: {error}"
+        if len(self.messages) < _MAX_MESSAGES and message not in self.messages:
+            self.messages.append(message)
 
 
 def reporter_of(
@@ -283,7 +528,15 @@ def reporter_of(
     )
 
 
-def _ids(span: OtlpSpan) -> tuple[str, str]:
+_NO_TRACE_ID, _NO_SPAN_ID = bytes(16), bytes(8)
+
+
+def _ids_valid(trace_id: bytes, span_id: bytes) -> bool:
+    """What _ids checks, without the hex."""
+    return len(trace_id) == 16 and len(span_id) == 8 and trace_id != _NO_TRACE_ID and span_id != _NO_SPAN_ID
+
+
+def _ids(span: Any) -> tuple[str, str]:
     trace_id, span_id = span.trace_id, span.span_id
     if len(trace_id) != 16 or not any(trace_id):
         raise ParseError("bad_span", f"trace id {trace_id.hex()!r} is not 16 bytes with one set")
@@ -295,15 +548,24 @@ def _ids(span: OtlpSpan) -> tuple[str, str]:
 # -- application spans --------------------------------------------------------------------------------
 
 
-def _span(span: OtlpSpan, values: list[str], service: str, namespace: str) -> Span:
-    trace_id, span_id = _ids(span)
-    parent = span.parent_span_id
+def _span(
+    values: Values,
+    trace_id: str,
+    span_id: str,
+    parent: bytes,
+    kind: int,
+    service: str,
+    namespace: str,
+    name: str,
+    start: int,
+    end: int,
+    status_error: bool,
+) -> Span:
     if parent and len(parent) != 8:
         raise ParseError("bad_span", f"parent span id has {len(parent)} bytes, want 8")
-    kind = span.kind
     http_status = as_int(values[_HTTP_RESPONSE_STATUS] or values[_HTTP_STATUS]) or 0
     grpc_status = as_int(values[_RPC_GRPC_STATUS])
-    error = span.status.code == _STATUS_ERROR or http_status >= 500 or (grpc_status is not None and grpc_status != 0)
+    error = status_error or http_status >= 500 or (grpc_status is not None and grpc_status != 0)
     peer_service = values[_PEER_SERVICE]
     if not peer_service and kind in _CALLING_KINDS:
         # On a server span server.address is the server itself: only a caller's names whom it called.
@@ -315,9 +577,9 @@ def _span(span: OtlpSpan, values: list[str], service: str, namespace: str) -> Sp
         SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else SPAN_KINDS[0],
         service,
         namespace,
-        span.name,
-        span.start_time_unix_nano,
-        span.end_time_unix_nano,
+        name,
+        start,
+        end,
         error,
         http_status,
         values[_RPC_SYSTEM],

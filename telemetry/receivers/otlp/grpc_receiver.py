@@ -20,10 +20,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from telemetry.receivers.grpcserver import GrpcServer, abort
 from telemetry.receivers.otlp.config import OtlpGrpcConfig
@@ -31,6 +28,7 @@ from telemetry.receivers.otlp.export import GRPC_RECEIVER, export_response
 from telemetry.receivers.serving import ServingReceiver
 from telemetry.security.auth import UNAUTHENTICATED
 from telemetry.selfmetrics import SelfStats
+from telemetry.spans.otlp_lean import decode_request
 from telemetry.traces import TraceIngest
 
 SERVICE_NAME = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name
@@ -65,7 +63,7 @@ class TraceService:
 
     def export(self, data: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         try:
-            request = ExportTraceServiceRequest.FromString(data)
+            spans = decode_request(data)  # parsed lean, as the HTTP receiver does
         except DecodeError as error:
             self._stats.parse_error(GRPC_RECEIVER, "bad_protobuf")
             abort(
@@ -73,7 +71,7 @@ class TraceService:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"bad_protobuf: not an ExportTraceServiceRequest ({len(data)} bytes): {error}",
             )
-        result = self._ingest.accept(request.resource_spans, GRPC_RECEIVER)
+        result = self._ingest.accept(spans, GRPC_RECEIVER)
         if result.refused:
             context.set_trailing_metadata(retry_trailers())
             abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, FULL_PIPELINE)

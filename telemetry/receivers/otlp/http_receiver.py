@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from telemetry.envoy.errors import ParseError
 from telemetry.receivers.httpbody import BodyError
@@ -18,7 +17,8 @@ from telemetry.receivers.otlp.export import HTTP_RECEIVER, export_response
 from telemetry.receivers.otlp.jsoncodec import message_to_json, request_from_json
 from telemetry.receivers.serving import ServingReceiver
 from telemetry.selfmetrics import SelfStats
-from telemetry.traces import TraceIngest
+from telemetry.spans.otlp_lean import decode_request
+from telemetry.traces import OtlpSpans, TraceIngest
 
 PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
@@ -47,14 +47,15 @@ class TracesRoute:
     def handle(self, body: bytes, media_type: str) -> Response:
         try:
             if media_type == JSON:
-                request = request_from_json(body)
+                spans = OtlpSpans(request_from_json(body).resource_spans)
             else:
-                request = ExportTraceServiceRequest.FromString(body)
+                # Parsed lean: the normaliser reads attributes from that far faster than from messages.
+                spans = decode_request(body)
         except ParseError as error:
             raise BodyError(400, error.reason, f"{error.reason}: {error}") from None
         except DecodeError as error:
             raise BodyError(400, "bad_protobuf", f"bad_protobuf: not an ExportTraceServiceRequest: {error}") from None
-        result = self._ingest.accept(request.resource_spans, HTTP_RECEIVER)
+        result = self._ingest.accept(spans, HTTP_RECEIVER)
         if result.refused:
             status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message="collector pipeline is full: retry later")
             return Response(503, _encode(status, media_type), media_type, RETRY_AFTER)

@@ -12,15 +12,21 @@ from telemetry.receivers.httpserver import HttpReceiverServer, Response, text
 from telemetry.receivers.serving import ServingReceiver
 from telemetry.receivers.zipkin.config import ZipkinConfig
 from telemetry.selfmetrics import SelfStats
-from telemetry.spans.from_zipkin import resource_spans_from_json, resource_spans_from_proto3
-from telemetry.traces import TraceIngest
+from telemetry.spans.from_zipkin import read_json, resource_spans_from_proto3
+from telemetry.traces import OtlpSpans, SpanBatch, TraceIngest
 
 RECEIVER = "zipkin"
 PATH = "/api/v2/spans"
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 
-_DECODERS = {JSON: resource_spans_from_json, PROTOBUF: resource_spans_from_proto3}
+
+def _proto3(body: bytes) -> SpanBatch:
+    return OtlpSpans(resource_spans_from_proto3(body))
+
+
+# JSON is read for the normaliser as it is, made OTLP only for the exporters (see from_zipkin.read_json).
+_DECODERS = {JSON: read_json, PROTOBUF: _proto3}
 
 
 class SpansRoute:
@@ -32,11 +38,11 @@ class SpansRoute:
 
     def handle(self, body: bytes, media_type: str) -> Response:
         try:
-            resource_spans = _DECODERS[media_type](body)
+            spans = _DECODERS[media_type](body)
         except ParseError as error:
             raise BodyError(400, error.reason, f"{error.reason}: {error}") from None
         # Zipkin has no partial success: spans the normaliser rejects are counted by TraceIngest.
-        if self._ingest.accept(resource_spans, RECEIVER).refused:
+        if self._ingest.accept(spans, RECEIVER).refused:
             return text(503, "collector pipeline is full: retry later", (("Retry-After", "1"),))
         return Response(202)
 
