@@ -13,9 +13,11 @@ class CollectingSink:
         self.batches: list[list[Record]] = []
         self.flushed = 0
         self.shutdowns = 0
+        self.entered = threading.Event()
         self._block = block
 
     def consume(self, batch: Sequence[Record]) -> None:
+        self.entered.set()
         if self._block is not None:
             self._block.wait(10)
         self.batches.append(list(batch))
@@ -26,6 +28,15 @@ class CollectingSink:
 
     def shutdown(self) -> None:
         self.shutdowns += 1
+
+
+def submit_and_stick(pipeline: Pipeline, sink: CollectingSink, records: list[Record]) -> threading.Thread:
+    """Submit from another thread into an idle pipeline: that thread delivers the batch itself and
+    stays in the (blocked) sink until released."""
+    thread = threading.Thread(target=pipeline.submit, args=(records, "test"))
+    thread.start()
+    assert sink.entered.wait(5)
+    return thread
 
 
 def test_records_fan_out_to_every_sink_in_batches_of_at_most_batch_size() -> None:
@@ -49,12 +60,13 @@ def test_a_full_queue_refuses_and_counts_the_drop() -> None:
     stats = SelfStats()
     pipeline = Pipeline([("slow", sink)], stats, queue_size=5, batch_size=5, batch_timeout=0.0)
     pipeline.start()
-    assert pipeline.submit([Record()] * 5, "test")  # taken by the worker, which blocks in the sink
+    stuck = submit_and_stick(pipeline, sink, [Record()] * 5)
     accepted = [pipeline.submit([Record()] * 5, "test") for _ in range(3)]
     assert accepted.count(False) >= 1
     assert stats.dropped[("pipeline", "queue_full")] == 5 * accepted.count(False)
     assert stats.queue_depth("pipeline") <= 5
     release.set()
+    stuck.join(5)
     pipeline.shutdown()
     delivered = sum(len(batch) for batch in sink.batches)
     assert delivered == 5 * (1 + accepted.count(True))
@@ -101,14 +113,53 @@ def test_what_shutdown_cannot_deliver_in_time_is_counted_and_not_delivered_later
     stats = SelfStats()
     pipeline = Pipeline([("slow", sink)], stats, queue_size=100, batch_size=5, batch_timeout=0.0)
     pipeline.start()
-    for _ in range(4):
+    stuck = submit_and_stick(pipeline, sink, [Record()] * 5)
+    for _ in range(3):
         assert pipeline.submit([Record()] * 5, "test")
     pipeline.shutdown(timeout=0.3)  # the sink is stuck on the first batch
     dropped = stats.dropped[("pipeline", "shutdown_timeout")]
     release.set()
-    pipeline._worker.join(5)  # the batch in the sink's hands finishes; nothing counted as dropped follows
+    stuck.join(5)
+    pipeline._worker.join(5)  # the batches in hand finish; nothing counted as dropped follows
     assert sum(len(batch) for batch in sink.batches) + dropped == 20
     assert dropped >= 10
+
+
+def test_an_idle_pipeline_delivers_in_the_submitting_thread_and_a_busy_one_queues_in_order() -> None:
+    release = threading.Event()
+    threads: list[str] = []
+
+    class Noting(CollectingSink):
+        def consume(self, batch: Sequence[Record]) -> None:
+            threads.append(threading.current_thread().name)
+            super().consume(batch)
+
+    sink = Noting(block=release)
+    pipeline = Pipeline([("s", sink)], SelfStats(), batch_size=100, batch_timeout=0.0)
+    pipeline.start()
+    stuck = submit_and_stick(pipeline, sink, [Record(path="/first")])
+    assert pipeline.submit([Record(path="/second")], "test")  # busy: queued behind the first
+    assert pipeline.submit([Record(path="/third")], "test")
+    release.set()
+    stuck.join(5)
+    assert pipeline.flush(5)
+    assert [record.path for batch in sink.batches for record in batch] == ["/first", "/second", "/third"]
+    assert threads[0] == stuck.name and set(threads[1:]) == {"meshscope-pipeline"}
+    assert pipeline.submit([Record(path="/fourth")], "test")  # idle again: delivered before submit returns
+    assert sink.batches[-1][0].path == "/fourth" and threads[-1] == threading.current_thread().name
+    pipeline.shutdown()
+
+
+def test_shutdown_waits_for_a_batch_a_receiver_is_delivering_itself() -> None:
+    release = threading.Event()
+    sink = CollectingSink(block=release)
+    pipeline = Pipeline([("s", sink)], SelfStats())
+    pipeline.start()
+    stuck = submit_and_stick(pipeline, sink, [Record()] * 3)
+    threading.Timer(0.2, release.set).start()
+    pipeline.shutdown(timeout=5)
+    assert sink.shutdowns == 1 and sum(map(len, sink.batches)) == 3  # delivered before the sink shut down
+    stuck.join(5)
 
 
 def test_an_unthreaded_pipeline_delivers_in_the_callers_thread_in_batches() -> None:

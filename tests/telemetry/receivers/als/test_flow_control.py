@@ -1,7 +1,8 @@
 """ALS under overload: a full pipeline holds the stream back (HTTP/2 flow control), it does not drop.
 
 A real grpc channel with Envoy's stub streams large messages into a real receiver and pipeline whose
-only sink is held shut (``GatedSink``), so the pipeline fills and stays full until the test opens it.
+only sink is held shut (``GatedSink``) by a batch another receiver is delivering, so the pipeline fills
+and stays full until the test opens it.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ QUEUE_SIZE = 100  # records: five messages fill the pipeline
 
 
 class GatedSink:
-    """Takes nothing until ``open`` is called: its first batch blocks the pipeline's worker."""
+    """Takes nothing until ``gate`` is set: the batch in its hands holds every later one in the queue."""
 
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.gate = threading.Event()
+        self.entered = threading.Event()
         self._lock = threading.Lock()
 
     def consume(self, batch: Sequence[Record]) -> None:
+        self.entered.set()
         self.gate.wait()
         with self._lock:
             self.records.extend(batch)
@@ -57,6 +60,10 @@ class HeldCollector:
         self.sink = GatedSink()
         self.pipeline = Pipeline([("gated", self.sink)], self.stats, queue_size=QUEUE_SIZE, batch_size=QUEUE_SIZE)
         self.pipeline.start()
+        # Another receiver's batch, delivered in its own thread, is stuck in the sink: ALS batches queue.
+        self.blocker = threading.Thread(target=self.pipeline.submit, args=([Record(path="/blocker")], "blocker"))
+        self.blocker.start()
+        assert self.sink.entered.wait(5)
         config = AlsConfig(endpoint="127.0.0.1:0", backpressure_wait=backpressure_wait, shutdown_grace=0.5)
         self.receiver: AlsReceiver = create_receiver(config, self.pipeline, self.stats, PeerTable())
         self.receiver.start()
@@ -84,8 +91,12 @@ class HeldCollector:
             time.sleep(0.05)
         return self.sent
 
+    def als_records(self) -> list[Record]:
+        return [record for record in self.sink.records if record.path != "/blocker"]
+
     def close(self) -> None:
         self.sink.gate.set()
+        self.blocker.join(5)
         self.channel.close()
         self.receiver.shutdown()
         self.pipeline.shutdown()
@@ -134,10 +145,10 @@ def test_full_pipeline_holds_the_stream_back_and_loses_no_entry(held: Any, als: 
     call.result(timeout=120)
     assert collector.pipeline.flush(timeout=60)
     total = MESSAGES * ENTRIES_PER_MESSAGE
-    assert len(collector.sink.records) == total
-    assert collector.stats.records_received == {"als": total}
+    assert len(collector.als_records()) == total
+    assert collector.stats.records_received == {"als": total, "blocker": 1}
     assert collector.stats.dropped == {}
-    paths = {record.path.split("/x", 1)[0] for record in collector.sink.records}
+    paths = {record.path.split("/x", 1)[0] for record in collector.als_records()}
     assert len(paths) == total  # every entry once
 
 
@@ -155,7 +166,7 @@ def test_pipeline_full_beyond_the_bounded_wait_refuses_and_counts_the_message(he
 
     collector.sink.gate.set()
     assert collector.pipeline.flush(timeout=60)
-    assert len(collector.sink.records) == received
+    assert len(collector.als_records()) == received
 
 
 def test_shutdown_while_a_stream_is_held_back_accounts_for_every_entry_it_read(held: Any, als: ModuleType) -> None:
@@ -171,6 +182,6 @@ def test_shutdown_while_a_stream_is_held_back_accounts_for_every_entry_it_read(h
     received = collector.stats.records_received.get("als", 0)
     dropped = sum(collector.stats.dropped.values())
     # Every message the server read was either delivered or counted, never lost in between.
-    assert len(collector.sink.records) == received
+    assert len(collector.als_records()) == received
     assert (received + dropped) % ENTRIES_PER_MESSAGE == 0
     assert received + dropped >= QUEUE_SIZE + ENTRIES_PER_MESSAGE

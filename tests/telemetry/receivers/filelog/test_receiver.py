@@ -558,14 +558,17 @@ def test_a_rotated_file_deleted_before_restart_is_counted_as_unread(harness: Har
 
 
 class StuckSink:
-    """Never returns from consume until released: the pipeline fills up and stays full."""
+    """Never returns from consume until released: with a batch in its hands, the pipeline fills up and
+    stays full."""
 
     def __init__(self) -> None:
         import threading
 
         self.release = threading.Event()
+        self.entered = threading.Event()
 
     def consume(self, batch: Sequence[Record]) -> None:
+        self.entered.set()
         self.release.wait(30)
 
     def flush(self, timeout: float) -> bool:
@@ -585,6 +588,11 @@ def test_shutdown_returns_while_the_pipeline_is_full_and_loses_nothing(harness: 
     stuck_stats = SelfStats()
     stuck = Pipeline([("stuck", sink)], stuck_stats, queue_size=5, batch_size=1, batch_timeout=0.001)
     stuck.start()
+    # Another receiver's batch is in the stuck sink's hands (delivered in its own thread): the tailing
+    # thread's batches queue behind it.
+    other = threading.Thread(target=stuck.submit, args=([Record()], "other"), daemon=True)
+    other.start()
+    assert sink.entered.wait(5)
     try:
         harness.append("a.log", harness.istio_lines("a", 50))
         receiver = harness.receiver(harness.config(read_chunk_bytes=800), pipeline=stuck)
