@@ -1,6 +1,6 @@
 """The Fluentd forward log sink: encoding cost, events/s to an acknowledging peer, and into the spool.
 
-    .venv/bin/python benchmarks/log_sink.py [--events 400000]
+    .venv/bin/python benchmarks/log_sink.py [--events 400000] [--parts encoding,delivery,helper,spool,end-to-end]
 
 1. encoding: µs per Record, ``record_event`` + ``msgpack.packb`` against the sink's EntryEncoder;
 2. delivery: the sink fed in the pipeline's batches (8192 Records) as fast as it takes them, to a
@@ -34,13 +34,15 @@ import msgpack  # noqa: E402
 from telemetry.envoy.parser import make_parser  # noqa: E402
 from telemetry.envoy.peers import PeerTable  # noqa: E402
 from telemetry.exporters.fluentforward.config import FluentForwardConfig, SpoolConfig  # noqa: E402
-from telemetry.exporters.fluentforward.encoder import EntryEncoder  # noqa: E402
+from telemetry.exporters.fluentforward.encoder import EntryEncoder, RowBatch, joined  # noqa: E402
+from telemetry.exporters.fluentforward.process import FEED_RECORDS  # noqa: E402
 from telemetry.exporters.fluentforward.sink import ForwardSink  # noqa: E402
 from telemetry.exporters.log_event import batch_events, now_timestamp  # noqa: E402
 from telemetry.model import Record, Workload  # noqa: E402
 from telemetry.selfmetrics import SelfStats  # noqa: E402
 
 PIPELINE_BATCH = 8192
+PARTS = ("encoding", "delivery", "helper", "spool", "end-to-end")
 TEMPLATE = (
     '[2024-05-04T17:22:59.{ms:03d}Z] "GET /items/{n} HTTP/1.1" 200 - via_upstream - "-" 0 {size} 12 11 "-" '
     '"python-requests/2.31.0" "{n:08x}-1b2c-4d5e-8f90-a1b2c3d4e5f6" "shop.example.com" "10.244.{a}.9:9080" '
@@ -63,17 +65,31 @@ def rss_mib() -> float:
 def encoding(sample: list[Record]) -> None:
     packb = msgpack.Packer().pack
     encoder = EntryEncoder("meshscope.access.{namespace}")
+    piped = {}  # first Record's position -> the pipe message of its batch (as the helper receives them)
+
+    def to_pipe(chunk: list[Record]) -> bytes:
+        return packb(RowBatch.of(chunk).pipe_form())
+
+    def from_pipe(chunk: list[Record]) -> object:
+        batch = RowBatch.from_pipe(msgpack.unpackb(piped[id(chunk[0])], use_list=False))
+        return joined(encoder.encode_batch(batch, now_timestamp(), (0, 0)))
+
     for name, run in (
         ("record_event + packb", lambda chunk: [packb(event) for event in batch_events(chunk)]),
         ("EntryEncoder", lambda chunk: encoder.encode(chunk, now_timestamp(), (0, 0))),
+        ("collector: to the pipe", to_pipe),
+        ("helper: read + encode", from_pipe),
     ):
         best = float("inf")
         for _ in range(3):
             started = time.process_time()
-            for start in range(0, len(sample), PIPELINE_BATCH):
-                run(sample[start : start + PIPELINE_BATCH])
+            for start in range(0, len(sample), FEED_RECORDS):
+                run(sample[start : start + FEED_RECORDS])
             best = min(best, time.process_time() - started)
         print(f"encoding  {name:22s} {best / len(sample) * 1e6:6.2f} µs/record ({len(sample) / best:,.0f}/s, 1 core)")
+        if run is to_pipe:
+            piped.update((id(sample[start]), to_pipe(sample[start : start + FEED_RECORDS]))
+                         for start in range(0, len(sample), FEED_RECORDS))  # fmt: skip
 
 
 def feed(sink: ForwardSink, sample: list[Record], events: int, queue_size: int) -> None:
@@ -240,18 +256,28 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=400_000)
     parser.add_argument("--distinct", type=int, default=50_000, help="distinct Records, fed over and over")
     parser.add_argument("--lines", type=int, default=200_000, help="lines of the end-to-end file")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"which parts, comma separated: {','.join(PARTS)}")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts <= set(PARTS):
+        parser.error(f"--parts: not parts: {', '.join(sorted(parts - set(PARTS)))}")
     sample = records(args.distinct)
     print(f"{args.distinct:,} distinct Records built; peak RSS {rss_mib():.0f} MiB")
-    encoding(sample)
+    if "encoding" in parts:
+        encoding(sample)
     with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
-        delivery(sample, args.events, Path(first))
-        helper_delivery(sample, args.events, Path(first) / "helper")
-        print(f"peak RSS after delivery {rss_mib():.0f} MiB")
-        spooling(sample, args.events, Path(second))
-        print(f"peak RSS after spooling {rss_mib():.0f} MiB")
-    with tempfile.TemporaryDirectory() as third:
-        end_to_end(args.lines, Path(third))
+        if "delivery" in parts:
+            delivery(sample, args.events, Path(first))
+        if "helper" in parts:
+            helper_delivery(sample, args.events, Path(first) / "helper")
+        if parts & {"delivery", "helper"}:
+            print(f"peak RSS after delivery {rss_mib():.0f} MiB")
+        if "spool" in parts:
+            spooling(sample, args.events, Path(second))
+            print(f"peak RSS after spooling {rss_mib():.0f} MiB")
+    if "end-to-end" in parts:
+        with tempfile.TemporaryDirectory() as third:
+            end_to_end(args.lines, Path(third))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,21 @@
 """Records straight to msgpack Forward-protocol entries: the events of ``record_event``, built faster.
 
-``record_event`` + ``msgpack.packb`` costs 7-9 µs per Record, most of it building ~30 dict entries of
-which half depend only on who called whom. This encoder keeps, per peer-pair identity
-(``Record[:IDENTITY_FIELDS]``), the packed bytes of those entries and the event's tag; per Record it
-builds only the variable entries into a small dict, packs that, and splices the two halves under one map
-header it writes itself. Decoded, an entry's map equals ``record_event(record)`` key for key (the key
-order differs, which msgpack maps and Elasticsearch do not care about); tests prove it over the golden
-access logs and generated Records.
+``record_event`` + ``msgpack.packb`` costs 6-9 µs per Record, most of it building and packing ~30
+entries, and packing costs ~30 ns per key or value: what repeats is packed once and cached. Per
+peer-pair identity (``Record[:IDENTITY_FIELDS]``) the encoder keeps the packed identity entries and the
+event's tag; per request *shape* (``ShapeKey``: protocol, status, flags, method, authority, cluster,
+route: fields with few distinct values) their entries; per upstream address and per source host theirs.
+Per Record it builds only the rest (times, sizes, path, ids, user agent, source address and port) into a
+small dict, packs that, and joins the pieces under one map header it writes itself. High-cardinality
+fields stay out of the cached keys, so a cache that thrashes cannot make encoding slower than packing
+everything. Decoded, an entry's map equals ``record_event(record)`` key for key (the key order differs,
+which msgpack maps and Elasticsearch do not care about); tests prove it over the golden access logs and
+generated Records.
+
+The per-Record loop works on a Record split in two: its identity (an ``Identity``, looked up once per
+distinct key) and its *row*, ``Record[IDENTITY_FIELDS:]``. The helper process receives Records in that
+form (``RowBatch``: each identity key once per batch, then an index and a row per Record), so it never
+rebuilds Records; Records handed over in the collector's own process are split on the way in.
 
 An entry is ``[EventTime, map]``: the event time is the Record's start time (the proxy's clock) with
 nanoseconds, as the ext type 0 that fluent-logger's ``EventTime`` defines.
@@ -17,8 +26,9 @@ from __future__ import annotations
 import calendar
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import msgpack
@@ -27,17 +37,33 @@ from fluent.sender import EventTime
 from telemetry.exporters.log_event import DATASET, KNOWN_FIELDS, add_address, looks_like_ip, reporter_namespace
 from telemetry.model import IDENTITY_FIELDS, UNKNOWN, Record, request_failed
 
+IdentityKey = tuple[Any, ...]  # Record[:IDENTITY_FIELDS]
+Row = tuple[Any, ...]  # Record[IDENTITY_FIELDS:]: what happened on one request
+Encoded = dict[str, tuple[bytes, int]]  # tag -> (concatenated entries, how many)
+Pieces = dict[str, tuple[list[bytes], int]]  # tag -> (the entries' pieces, in order; how many entries)
+# The fields of a request with few distinct values: their entries are packed once per combination.
+ShapeKey = tuple[str, int, str, str, str, str, str, str]
+
+identity_key: Callable[[Sequence[Any]], IdentityKey] = itemgetter(slice(0, IDENTITY_FIELDS))
+ROW_FIELDS = len(Record._fields) - IDENTITY_FIELDS
+record_row: Callable[[Sequence[Any]], Row] = itemgetter(slice(IDENTITY_FIELDS, None))
+
 _NS_PER_MS = 1_000_000
 _DAY = 86_400
-# fixarray(2) + ext8-fixed(8 bytes, type 0): the head of every entry, then seconds and nanoseconds.
-# With the map header of the record after it: fixmap (< 16 entries) or map16.
-_ENTRY_HEAD_SMALL = struct.Struct(">BBbIIB")
-_ENTRY_HEAD_LARGE = struct.Struct(">BBbIIBH")
+# fixarray(2) + fixext8 (type 0) + seconds + nanoseconds: the head of every entry, before the map header.
+_ENTRY_HEAD = struct.Struct(">BBbII")
 _EVENT_TIME_TYPE = EventTime(0, 0).code
-_CACHE_LIMIT = 50_000  # entries per cache; a full cache is emptied (identities and timestamps recur)
+# The map header of an entry, by its number of entries (fixmap below 16, map16 above; never more than ~40).
+_MAP_HEADERS = tuple(bytes([0x80 | n]) if n < 16 else struct.pack(">BH", 0xDE, n) for n in range(256))
+_CACHE_LIMIT = 50_000  # entries per cache; a full cache is emptied (identities, times and ports recur)
 # Only timestamps of this shape are cached in two halves ("YYYY-MM-DDTHH:MM:SS" and the rest).
 _EXTENDED = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?$", re.ASCII)
 
+# The entries of a ShapeKey's fields after the protocol, left out when empty ("": the flags are there
+# even when empty).
+_SHAPE_OPTIONAL = ("http.response.status_code", "meshscope.grpc_status", "", "http.request.method", "url.domain",
+                   "meshscope.upstream_cluster", "meshscope.route_name")  # fmt: skip
+_NO_ENTRIES = (b"", 0)
 _DATASET_ENTRY = msgpack.packb("event.dataset") + msgpack.packb(DATASET)
 
 
@@ -48,11 +74,8 @@ def _strip_map_header(packed: bytes) -> bytes:
     return packed[3:] if first == 0xDE else packed[5:]
 
 
-def address_entries(side: str, address: str) -> dict[str, Any]:
-    """The ``{side}.address/.ip/.port`` entries of ``record_event`` for one address."""
-    entries: dict[str, Any] = {}
-    add_address(entries, side, address)
-    return entries
+def entry_head(seconds: int, nanoseconds: int) -> bytes:
+    return _ENTRY_HEAD.pack(0x92, 0xD7, _EVENT_TIME_TYPE, seconds & 0xFFFFFFFF, nanoseconds)
 
 
 class Identity:
@@ -64,6 +87,49 @@ class Identity:
         self.tag = tag
         self.packed = packed
         self.entries = entries
+
+
+class RowBatch:
+    """Records as the collector hands them to the helper process: each distinct identity key once, then
+    per Record the index of its key and its row. Slicing keeps the keys (a sink takes part of a batch)."""
+
+    __slots__ = ("keys", "indexes", "rows")
+
+    def __init__(self, keys: Sequence[IdentityKey], indexes: Sequence[int], rows: Sequence[Row]) -> None:
+        self.keys = keys
+        self.indexes = indexes
+        self.rows = rows
+
+    @classmethod
+    def of(cls, records: Sequence[Sequence[Any]]) -> RowBatch:
+        index: dict[IdentityKey, int] = {}
+        setdefault = index.setdefault
+        indexes = [setdefault(record[:IDENTITY_FIELDS], len(index)) for record in records]
+        return cls(list(index), indexes, list(map(record_row, records)))
+
+    def pipe_form(self) -> list[Any]:
+        """What msgpack packs (``from_pipe`` reads it back): plain lists and tuples of str and int."""
+        return [self.keys, self.indexes, self.rows]
+
+    @classmethod
+    def from_pipe(cls, values: Any) -> RowBatch:
+        """From the unpacked ``pipe_form``; ValueError when it is not one (values are checked by encoding)."""
+        if not isinstance(values, (list, tuple)) or len(values) != 3:
+            raise ValueError("not a batch of Records")
+        keys, indexes, rows = values
+        if len(indexes) != len(rows) or any(len(key) != IDENTITY_FIELDS for key in keys):
+            raise ValueError("a batch of Records with indexes and rows that do not match")
+        if rows and set(map(len, rows)) != {ROW_FIELDS}:
+            raise ValueError(f"a batch of Records with rows that do not have {ROW_FIELDS} fields")
+        if indexes and not 0 <= min(indexes) <= max(indexes) < len(keys):
+            raise ValueError("a batch of Records with an identity index out of range")
+        return cls(keys, indexes, rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, part: slice) -> RowBatch:
+        return RowBatch(self.keys, self.indexes[part], self.rows[part])
 
 
 def parse_event_time(timestamp: str) -> tuple[int, int] | None:
@@ -93,21 +159,33 @@ class EntryEncoder:
     def __init__(self, tag_template: str, include_original: bool = False) -> None:
         self._tag_template = tag_template
         self._include_original = include_original
-        self._identities: dict[tuple[object, ...], Identity] = {}
+        self._identities: dict[IdentityKey, Identity] = {}
+        self._tags: dict[str, str] = {}  # one object per tag: the loop tells tags apart with ``is``
+        self._heads: dict[str, bytes] = {}  # start time -> entry head (array header and EventTime)
         self._seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> Unix seconds (as UTC)
         self._fractions: dict[str, tuple[int, int]] = {}  # ".123Z" / "+02:00" tail -> (ns, offset s)
-        self._destinations: dict[str, tuple[bytes, int]] = {}  # upstream address -> packed entries
+        self._shapes: dict[ShapeKey, tuple[bytes, int]] = {}  # -> packed entries, how many
+        self._destinations: dict[str, tuple[bytes, int]] = {}  # upstream address -> packed entries, how many
+        self._ports: dict[str, int] = {}  # port text (ASCII digits only) -> number
+        self._hosts: dict[str, tuple[bytes, int]] = {}  # source host -> its packed source.ip entry (or none)
         self._packb: Callable[[Any], bytes] = msgpack.Packer().pack
         self.unencodable = 0  # Records skipped because a field could not be encoded (the sink counts them)
 
-    def identity(self, record: Record) -> Identity:
-        key = record[:IDENTITY_FIELDS]
+    # -- what is cached --------------------------------------------------------------------------------
+
+    def identity(self, key: IdentityKey) -> Identity:
         found = self._identities.get(key)
         if found is None:
             if len(self._identities) >= _CACHE_LIMIT:
                 self._identities.clear()
-            found = self._identities[key] = self._build_identity(record)
+            found = self._identities[key] = self._build_identity(Record(*key))
         return found
+
+    def identities(self, keys: Sequence[IdentityKey]) -> list[Identity]:
+        found: list[Identity | None] = list(map(self._identities.get, keys))
+        if all(found):
+            return found  # type: ignore[return-value]
+        return [identity or self.identity(key) for identity, key in zip(found, keys, strict=True)]
 
     def _build_identity(self, record: Record) -> Identity:
         entries: dict[str, Any] = {
@@ -119,6 +197,9 @@ class EntryEncoder:
             if value and value != UNKNOWN:
                 entries[key] = value
         tag = self._tag_template.replace("{namespace}", reporter_namespace(record))
+        if len(self._tags) >= _CACHE_LIMIT:
+            self._tags.clear()
+        tag = self._tags.setdefault(tag, tag)
         packed = _DATASET_ENTRY + _strip_map_header(msgpack.packb(entries))
         return Identity(tag, packed, len(entries) + 1)
 
@@ -144,128 +225,175 @@ class EntryEncoder:
             return parsed
         return seconds - tail[1], tail[0]
 
-    def _destination(self, address: str) -> tuple[bytes, int]:
-        found = self._destinations.get(address)
-        if found is None:
-            entries = address_entries("destination", address)
-            if len(self._destinations) >= _CACHE_LIMIT:
-                self._destinations.clear()
-            packed = _strip_map_header(msgpack.packb(entries)) if entries else b""
-            found = self._destinations[address] = (packed, len(entries))
+    def _head(self, start_time: str, now: bytes) -> bytes:
+        """The entry head of a start time not in ``_heads`` yet (``now`` when it is no time)."""
+        when = self.event_time(start_time)
+        if when is None:
+            return now  # not cached: ``now`` differs from one batch to the next
+        if len(self._heads) >= _CACHE_LIMIT:
+            self._heads.clear()
+        head = self._heads[start_time] = entry_head(*when)
+        return head
+
+    def _shape(self, key: ShapeKey) -> tuple[bytes, int]:
+        """The packed entries of a request's low-cardinality fields (a ``ShapeKey``) and how many."""
+        protocol, response_code, grpc_status, response_flags = key[:4]
+        entries: dict[str, Any] = {
+            "event.outcome": "failure" if request_failed(protocol, response_code, grpc_status) else "success",
+            "network.protocol": protocol,
+            "meshscope.response_flags": response_flags,
+        }
+        for value, name in zip(key[1:], _SHAPE_OPTIONAL, strict=True):
+            if value and name:
+                entries[name] = value
+        if len(self._shapes) >= _CACHE_LIMIT:
+            self._shapes.clear()
+        found = self._shapes[key] = (_strip_map_header(msgpack.packb(entries)), len(entries))
         return found
 
-    def encode(
-        self, records: Sequence[Record], fallback_timestamp: str, now: tuple[int, int]
-    ) -> dict[str, tuple[bytearray, int]]:
+    def _destination(self, address: str) -> tuple[bytes, int]:
+        entries: dict[str, Any] = {}
+        add_address(entries, "destination", address)
+        if len(self._destinations) >= _CACHE_LIMIT:
+            self._destinations.clear()
+        found = self._destinations[address] = (_strip_map_header(msgpack.packb(entries)), len(entries))
+        return found
+
+    def _source_ip(self, host: str) -> tuple[bytes, int]:
+        entry = (_strip_map_header(msgpack.packb({"source.ip": host})), 1) if looks_like_ip(host) else _NO_ENTRIES
+        if len(self._hosts) >= _CACHE_LIMIT:
+            self._hosts.clear()
+        self._hosts[host] = entry
+        return entry
+
+    def _port(self, port: str) -> int | None:
+        if not (port.isascii() and port.isdigit()):
+            return None
+        if len(self._ports) >= _CACHE_LIMIT:
+            self._ports.clear()
+        number = self._ports[port] = int(port)
+        return number
+
+    # -- encoding --------------------------------------------------------------------------------------
+
+    def encode(self, records: Sequence[Record], fallback_timestamp: str, now: tuple[int, int]) -> Encoded:
         """tag -> (concatenated entries, how many) for ``records`` in order.
 
         ``fallback_timestamp``/``now`` stand for a Record without a start time (``@timestamp`` and event
         time), as ``record_event``'s fallback does.
         """
-        out: dict[str, tuple[bytearray, int]] = {}
-        identities = self._identities
+        return joined(self.encode_pieces(records, fallback_timestamp, now))
+
+    def encode_pieces(
+        self, records: Sequence[Record], fallback_timestamp: str, now: tuple[int, int], out: Pieces | None = None
+    ) -> Pieces:
+        """``encode`` before the pieces are joined, added to ``out`` when given (to encode batches as one)."""
+        identities = self.identities(list(map(identity_key, records)))
+        return self.encode_rows(identities, map(record_row, records), fallback_timestamp, now, out)
+
+    def encode_batch(
+        self, batch: RowBatch, fallback_timestamp: str, now: tuple[int, int], out: Pieces | None = None
+    ) -> Pieces:
+        """``encode_pieces`` for Records in the helper's form."""
+        identities = self.identities(batch.keys)
+        return self.encode_rows(map(identities.__getitem__, batch.indexes), batch.rows, fallback_timestamp, now, out)
+
+    def encode_rows(
+        self,
+        identities: Iterable[Identity],
+        rows: Iterable[Row],
+        fallback_timestamp: str,
+        now: tuple[int, int],
+        out: Pieces | None = None,
+    ) -> Pieces:
+        """The loop of ``encode``: one Identity and one row per Record."""
+        if out is None:
+            out = {}
         pack = self._packb
-        small = _ENTRY_HEAD_SMALL.pack
-        large = _ENTRY_HEAD_LARGE.pack
-        include_original = self._include_original
+        heads = self._heads
+        shapes = self._shapes
         destinations = self._destinations
-        whole_seconds = self._seconds
-        fractions = self._fractions
-        failed = request_failed
-        last_tag = ""
-        buffer = bytearray()
+        now_head = entry_head(*now)
+        map_headers = _MAP_HEADERS
+        include_original = self._include_original
+        ports = self._ports
+        hosts = self._hosts
+        last_tag: str | None = None
+        pieces: list[bytes] = []
         count = 0
-        for record in records:
-            (_, _, _, _, _, _, _, _, _, _, _, _, _, _, _,
-             protocol, response_code, grpc_status, response_flags, duration_ms, bytes_received, bytes_sent,
-             method, authority, path, source_address, destination_address, upstream_cluster, trace_id, span_id,
-             request_id, start_time, user_agent, route_name, original) = record  # fmt: skip
+        for identity, (
+            protocol, response_code, grpc_status, response_flags, duration_ms, bytes_received, bytes_sent,
+            method, authority, path, source_address, destination_address, upstream_cluster, trace_id, span_id,
+            request_id, start_time, user_agent, route_name, original,
+        ) in zip(identities, rows, strict=True):  # fmt: skip
             try:
-                identity = identities.get(record[:IDENTITY_FIELDS])
-                if identity is None:
-                    identity = self.identity(record)
+                key = (protocol, response_code, grpc_status, response_flags, method, authority, upstream_cluster,
+                       route_name)  # fmt: skip
+                shape = shapes.get(key) or self._shape(key)
                 event: dict[str, Any] = {
                     "@timestamp": start_time or fallback_timestamp,
                     "event.duration": duration_ms * _NS_PER_MS,
-                    "event.outcome": "failure" if failed(protocol, response_code, grpc_status) else "success",
-                    "network.protocol": protocol,
                     "source.bytes": bytes_received,
                     "destination.bytes": bytes_sent,
-                    "meshscope.response_flags": response_flags,
                 }
-                if response_code:
-                    event["http.response.status_code"] = response_code
-                if method:
-                    event["http.request.method"] = method
                 if path:
                     event["url.path"] = path
-                if authority:
-                    event["url.domain"] = authority
                 if request_id:
                     event["http.request.id"] = request_id
-                if user_agent:
-                    event["user_agent.original"] = user_agent
                 if trace_id:
                     event["trace.id"] = trace_id
                 if span_id:
                     event["span.id"] = span_id
-                if grpc_status:
-                    event["meshscope.grpc_status"] = grpc_status
-                if upstream_cluster:
-                    event["meshscope.upstream_cluster"] = upstream_cluster
-                if route_name:
-                    event["meshscope.route_name"] = route_name
+                if user_agent:
+                    event["user_agent.original"] = user_agent
+                destination = (
+                    destinations.get(destination_address) or self._destination(destination_address)
+                    if destination_address
+                    else _NO_ENTRIES
+                )
+                source_ip = _NO_ENTRIES
                 if source_address:
-                    # The common ip:port case of add_address inline (one call less per Record: 0.3 µs);
-                    # anything else through it. Source ports vary too much to cache as destinations are.
-                    if source_address.count(":") == 1 and source_address[0] != "[":
+                    # The common ip:port case of add_address inline, anything else through it. A port of
+                    # ASCII digits has no ":", so the address has exactly one; "[" starts a bracketed host.
+                    # Source ports vary too much to cache whole addresses as destinations are; hosts recur
+                    # (their packed source.ip entry is cached).
+                    host, _, port = source_address.partition(":")
+                    number = ports.get(port)
+                    if number is None:
+                        number = self._port(port)
+                    if number is not None and host[:1] != "[":
                         event["source.address"] = source_address
-                        host, _, port = source_address.partition(":")
-                        if looks_like_ip(host):
-                            event["source.ip"] = host
-                        if port.isascii() and port.isdigit():
-                            event["source.port"] = int(port)
+                        event["source.port"] = number
+                        source_ip = hosts.get(host) or self._source_ip(host)
                     else:
                         add_address(event, "source", source_address)
                 if include_original and original:
                     event["event.original"] = original
-                if destination_address:
-                    destination, destination_count = destinations.get(destination_address) or self._destination(
-                        destination_address
-                    )
-                else:
-                    destination, destination_count = b"", 0
-                if start_time:
-                    seconds = whole_seconds.get(start_time[:19])
-                    tail = fractions.get(start_time[19:])
-                    if seconds is not None and tail is not None:
-                        when = (seconds - tail[1], tail[0])
-                    else:
-                        when = self.event_time(start_time) or now
-                else:
-                    when = now
+                head = heads.get(start_time) if start_time else now_head
+                if head is None:
+                    head = self._head(start_time, now_head)
                 variable = pack(event)
                 size = len(event)
+                map_header = map_headers[identity.entries + shape[1] + destination[1] + source_ip[1] + size]
             except Exception:
                 # A value no event can hold (record_event would fail on it the same way): this Record
                 # is counted and skipped, the batch goes on.
                 self.unencodable += 1
                 continue
             tag = identity.tag
-            if tag != last_tag:
+            if tag is not last_tag:
                 if count:
-                    out[last_tag] = (buffer, count)
-                buffer, count = out.pop(tag) if tag in out else (bytearray(), 0)
+                    out[last_tag] = (pieces, count)  # type: ignore[index]
+                pieces, count = out.pop(tag, None) or ([], 0)
                 last_tag = tag
-            entries = identity.entries + size + destination_count
-            if entries < 16:
-                buffer += small(0x92, 0xD7, _EVENT_TIME_TYPE, when[0] & 0xFFFFFFFF, when[1], 0x80 | entries)
-            else:
-                buffer += large(0x92, 0xD7, _EVENT_TIME_TYPE, when[0] & 0xFFFFFFFF, when[1], 0xDE, entries)
-            buffer += identity.packed
-            buffer += variable[1:] if size < 16 else variable[3:]
-            buffer += destination
+            pieces += (head, map_header, identity.packed, shape[0], destination[0], source_ip[0],
+                       variable[1:] if size < 16 else variable[3:])  # fmt: skip
             count += 1
         if count:
-            out[last_tag] = (buffer, count)
+            out[last_tag] = (pieces, count)  # type: ignore[index]
         return out
+
+
+def joined(pieces: Pieces) -> Encoded:
+    """What ``encode_pieces`` made, each tag's entries as one bytes object."""
+    return {tag: (b"".join(parts), count) for tag, (parts, count) in pieces.items()}

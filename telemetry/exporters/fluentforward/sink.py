@@ -4,7 +4,9 @@
 ``queue_size`` the oldest are dropped, ``reason="queue_full"``). One sender thread takes up to
 ``batch_size`` Records, encodes them (encoder.py) into one chunk per tag and delivers each:
 
-* **direct**: Fluentd is connected and nothing is spooled: send, wait for the acknowledgement.
+* **direct**: Fluentd is connected and nothing is spooled: send, wait for the acknowledgement. While
+  the last chunk of a batch waits for it, the next batch is taken and encoded when it is queued already
+  (under load encoding and Fluentd's reading overlap; still one chunk in flight, in order).
 * **spooled**: Fluentd is unreachable, a send failed, or older chunks are still spooled: the chunk is
   appended to the on-disk spool (spool.py), and the sender replays the spool oldest first whenever a
   connection can be made (reconnecting with ``retry``'s backoff). New chunks keep going to the spool
@@ -35,14 +37,14 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from telemetry.exporters.export_queue import backoff_delay
 from telemetry.exporters.fluentforward.config import FluentForwardConfig
-from telemetry.exporters.fluentforward.encoder import EntryEncoder
+from telemetry.exporters.fluentforward.encoder import EntryEncoder, Pieces, RowBatch, joined
 from telemetry.exporters.fluentforward.spool import Chunk, Spool
 from telemetry.exporters.fluentforward.transport import ForwardConnection, ForwardError
 from telemetry.exporters.log_event import now_timestamp
@@ -69,6 +71,7 @@ METRICS: tuple[tuple[str, type[CounterMetricFamily] | type[GaugeMetricFamily], s
     ("spool_events", GaugeMetricFamily, "meshscope_fluentforward_spool_events", "Events in the spool waiting for Fluentd."),
     ("spool_bytes", GaugeMetricFamily, "meshscope_fluentforward_spool_bytes", "Size of the spool's segment files."),
 )  # fmt: skip
+Batch = Sequence[Record] | RowBatch
 COUNTERS = tuple(key for key, family, _, _ in METRICS if family is CounterMetricFamily)
 
 
@@ -95,7 +98,7 @@ class ForwardSink:
         self._replay_at = 0.0  # replay pauses until then after a spool I/O error
         if config.spool.enabled:
             self._open_spool(lock_wait)
-        self._queue: deque[tuple[Sequence[Record], int]] = deque()  # (batch, index of its first queued Record)
+        self._queue: deque[tuple[Batch, int]] = deque()  # (batch, index of its first queued Record)
         self._queued = 0
         self._encoding = 0  # Records taken by the sender and not yet settled
         # Positions in consumption order: Records leave the queue from its head only (taken or dropped).
@@ -184,7 +187,8 @@ class ForwardSink:
             "spool_bytes": spool.disk_bytes() if spool is not None else 0,
         }
 
-    def consume(self, batch: Sequence[Record]) -> None:
+    def consume(self, batch: Batch) -> None:
+        """Records as the pipeline hands them over, or as the helper process receives them (RowBatch)."""
         count = len(batch)
         if not count:
             return
@@ -271,14 +275,14 @@ class ForwardSink:
     def _spool_remaining(self) -> None:
         """After the sender stopped: what is still queued goes to the spool (or is counted as dropped)."""
         with self._cond:
-            records = self._take_records(self._queued)
-        if not records:
+            batches, count = self._take_records(self._queued)
+        if not count:
             return
         if self._spool is None:
-            self._drop("shutdown", len(records))
-            self._settle(len(records))
+            self._drop("shutdown", count)
+            self._settle(count)
             return
-        for chunk in self._encode(records):
+        for chunk in self._encode(batches):
             self._to_spool(chunk)
             self._settle(chunk.events)
 
@@ -292,18 +296,36 @@ class ForwardSink:
     # -- the sender thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while (records := self._take()) is not None:
+        while (batches := self._take()) is not None:
             try:
                 self._spool_missing()  # opens a configured spool when it is time to try again (not under the lock)
-                if records:
-                    for chunk in self._encode(records):
-                        self._deliver(chunk)
+                self._deliver_batches(self._encode(batches))
                 self._replay()
             except Exception:
                 log.exception("fluentforward: the sender failed; its batch is counted as dropped")
                 self._drop("internal_error", self._encoding)
                 self._settle(self._encoding)
                 self._state.abort.wait(SPOOL_ERROR_PAUSE)  # never a busy loop of the same failure
+
+    def _deliver_batches(self, chunks: list[Chunk]) -> None:
+        """Deliver a batch's chunks in order. While the last waits for its acknowledgement, the next batch is
+        taken and encoded (when it is queued already) and delivered after it the same way: encoding and
+        Fluentd's reading overlap, and the chunks still go one at a time, in order."""
+        pending = deque(chunks)
+        taken: list[tuple[int, list[Chunk]]] = []  # (position of its first Record, its chunks)
+
+        def encode_next() -> None:
+            taken.append(self._encode_next())
+
+        while pending:
+            chunk = pending.popleft()
+            self._deliver(chunk, None if pending else encode_next)
+            if taken:
+                start, more = taken.pop()
+                pending.extend(more)
+                with self._cond:  # the batch before is settled: a flush now waits for this one
+                    self._batch_start = start
+                    self._cond.notify_all()
 
     def _spool_due(self) -> float | None:
         """Seconds until spooled chunks can be replayed, or the spool opened (0: now); None: nothing to do."""
@@ -315,7 +337,7 @@ class ForwardSink:
         at = self._replay_at if self._connection is not None else max(self._retry_at, self._replay_at)
         return max(0.0, at - now)
 
-    def _take(self) -> list[Record] | None:
+    def _take(self) -> list[Batch] | None:
         """The next Records to encode (maybe none, when spooled chunks are due); None when stopping."""
         batch_size = self._config.batch_size
         with self._cond:
@@ -328,38 +350,61 @@ class ForwardSink:
                 self._cond.wait(due)
             if not self._state.wait_for_batch(lambda: self._queued, batch_size, self._config.batch_timeout):
                 return None
-            return self._take_records(batch_size)
+            return self._take_records(batch_size)[0]
 
-    def _take_records(self, limit: int) -> list[Record]:
-        records: list[Record] = []
-        while self._queue and len(records) < limit:
+    def _encode_next(self) -> tuple[int, list[Chunk]]:
+        """While the last chunk of a batch waits for its acknowledgement: the next batch's chunks, when a
+        whole batch is queued already (or a flush or shutdown waits for what is), and its first position."""
+        with self._cond:
+            start = self._dequeued
+            queued = self._queued
+            if not (queued >= self._config.batch_size or (queued and (self._state.flushers or self._state.closed))):
+                return start, []
+            batches, _ = self._take_records(self._config.batch_size, overlapping=True)
+        return start, self._encode(batches)
+
+    def _take_records(self, limit: int, overlapping: bool = False) -> tuple[list[Batch], int]:
+        """Up to ``limit`` Records from the head of the queue, as (parts of) the batches consumed; and how many.
+        ``overlapping``: the batch before is not settled yet (``_batch_start`` stays its first position)."""
+        taken: list[Batch] = []
+        count = 0
+        while self._queue and count < limit:
             batch, start = self._queue[0]
-            stop = min(len(batch), start + limit - len(records))
-            records.extend(batch[start:stop])
-            if stop == len(batch):
+            size = len(batch)
+            stop = min(size, start + limit - count)
+            taken.append(batch if start == 0 and stop == size else batch[start:stop])
+            count += stop - start
+            if stop == size:
                 self._queue.popleft()
             else:
                 self._queue[0] = (batch, stop)
-        self._batch_start = self._dequeued
-        self._queued -= len(records)
-        self._dequeued += len(records)
-        self._encoding += len(records)
+        if not overlapping:
+            self._batch_start = self._dequeued
+        self._queued -= count
+        self._dequeued += count
+        self._encoding += count
         self._cond.notify_all()  # room for a waiting feeder
-        return records
+        return taken, count
 
     def _settle(self, count: int) -> None:
         with self._cond:
             self._encoding -= count
             self._cond.notify_all()
 
-    def _encode(self, records: list[Record]) -> list[Chunk]:
-        now = time.time_ns()
-        groups = self._encoder.encode(records, now_timestamp(), divmod(now, 1_000_000_000))
+    def _encode(self, batches: list[Batch]) -> list[Chunk]:
+        fallback, now = now_timestamp(), divmod(time.time_ns(), 1_000_000_000)
+        pieces: Pieces = {}
+        for batch in batches:
+            if isinstance(batch, RowBatch):
+                self._encoder.encode_batch(batch, fallback, now, pieces)
+            else:
+                self._encoder.encode_pieces(batch, fallback, now, pieces)
+        groups = joined(pieces)
         skipped, self._encoder.unencodable = self._encoder.unencodable, 0
         if skipped:
             self._drop("unencodable", skipped)
             self._settle(skipped)
-        return [Chunk(tag, new_chunk_id(), bytes(entries), events) for tag, (entries, events) in groups.items()]
+        return [Chunk(tag, new_chunk_id(), entries, events) for tag, (entries, events) in groups.items()]
 
     # -- delivery ------------------------------------------------------------------------------------
 
@@ -395,21 +440,35 @@ class ForwardSink:
             self._connection.close()
             self._connection = None
 
-    def _send(self, chunk: Chunk) -> None:
-        """Raises ForwardError for any failure: the caller then drops the connection and resends."""
-        assert self._connection is not None
+    def _send(self, chunk: Chunk, meanwhile: Callable[[], None] | None = None) -> None:
+        """Raises ForwardError for any failure: the caller then drops the connection and resends.
+        ``meanwhile`` runs after the chunk is written, before its acknowledgement is read."""
+        connection = self._connection
+        assert connection is not None
         self.sent_events += chunk.events
+        require_ack = self._config.require_ack
         try:
-            self._connection.send(chunk, self._config.require_ack, self._config.compression == "gzip")
+            connection.write(chunk, require_ack, self._config.compression == "gzip")
         except ForwardError:
             raise
         except Exception as error:  # the connection's state is unknown: never reuse it
             log.exception("fluentforward: sending a chunk failed unexpectedly")
             raise ForwardError(f"sending failed: {error!r}", sent=True) from None
+        if meanwhile is not None:
+            meanwhile()
+        if require_ack:
+            try:
+                connection.wait_ack(chunk.chunk_id)
+            except ForwardError:
+                raise
+            except Exception as error:
+                log.exception("fluentforward: reading an acknowledgement failed unexpectedly")
+                raise ForwardError(f"reading the acknowledgement failed: {error!r}", sent=True) from None
         self.acknowledged_events += chunk.events
         self._stats.export_done(NAME, chunk.events)
 
-    def _deliver(self, chunk: Chunk) -> None:
+    def _deliver(self, chunk: Chunk, meanwhile: Callable[[], None] | None = None) -> None:
+        """Send (or spool) one chunk; ``meanwhile`` runs while Fluentd reads it, when it is sent now."""
         if self._spool is None:
             self._spool_missing()  # opens a configured spool when it is time to try again
         if self._spool is None:
@@ -417,7 +476,7 @@ class ForwardSink:
             return
         if not self._spool.pending_events and self._connected():
             try:
-                self._send(chunk)
+                self._send(chunk, meanwhile)
             except ForwardError as error:
                 self._failed(str(error))
                 chunk = chunk._replace(attempted=error.sent)

@@ -71,10 +71,28 @@ class Chunk(NamedTuple):
     attempted: bool = False  # written to Fluentd before without an acknowledgement: a resend may duplicate
 
 
-def frame(chunk: Chunk) -> tuple[bytes, bytes]:
-    payload = msgpack.packb([chunk.tag, chunk.chunk_id, chunk.entries, chunk.attempted], use_bin_type=True)
-    header = _FRAME.pack(MAGIC, len(payload), chunk.events, zlib.crc32(payload))
-    return header + _HEADER_CRC.pack(zlib.crc32(header)), payload
+def bin_header(size: int) -> bytes:
+    """The msgpack bin header of ``size`` bytes."""
+    if size < 0x100:
+        return struct.pack(">BB", 0xC4, size)
+    if size < 0x10000:
+        return struct.pack(">BH", 0xC5, size)
+    return struct.pack(">BI", 0xC6, size)
+
+
+def frame(chunk: Chunk) -> tuple[bytes, list[bytes]]:
+    """The frame's header and its payload in pieces: the bytes of ``msgpack.packb([tag, chunk id, entries,
+    attempted])`` without copying the entries (a chunk's megabytes) into one buffer first."""
+    pieces = [
+        b"\x94" + msgpack.packb(chunk.tag) + msgpack.packb(chunk.chunk_id) + bin_header(len(chunk.entries)),
+        chunk.entries,
+        msgpack.packb(chunk.attempted),
+    ]
+    crc = 0
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
+    header = _FRAME.pack(MAGIC, sum(map(len, pieces)), chunk.events, crc)
+    return header + _HEADER_CRC.pack(zlib.crc32(header)), pieces
 
 
 def read_header(data: bytes) -> tuple[int, int, int] | None:
@@ -255,7 +273,7 @@ class Spool:
     def append(self, chunk: Chunk) -> bool:
         """Store one chunk at the end; False (and counted) when it alone is larger than the spool."""
         header, payload = frame(chunk)
-        length = len(header) + len(payload)
+        length = len(header) + sum(map(len, payload))
         with self._lock:
             if self._closed:
                 raise OSError(errno.EBADF, "the spool is closed")
@@ -271,7 +289,7 @@ class Spool:
             writer = self._writer
             assert writer is not None  # _roll opened it
             try:
-                written = os.writev(writer, [header, payload])
+                written = os.writev(writer, [header, *payload])
                 if written != length:
                     raise OSError(f"short write to {segment.path}: {written} of {length} bytes")
             except OSError:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import gzip
 import socket
-import struct
 
 import msgpack
 
-from telemetry.exporters.fluentforward.spool import Chunk
+from telemetry.exporters.fluentforward.spool import Chunk, bin_header
 
 
 class ForwardError(Exception):
@@ -24,14 +23,6 @@ class ForwardError(Exception):
     def __init__(self, message: str, sent: bool = False) -> None:
         super().__init__(message)
         self.sent = sent
-
-
-def bin_header(size: int) -> bytes:
-    if size < 0x100:
-        return struct.pack(">BB", 0xC4, size)
-    if size < 0x10000:
-        return struct.pack(">BH", 0xC5, size)
-    return struct.pack(">BI", 0xC6, size)
 
 
 def packed_forward(chunk: Chunk, require_ack: bool, compress: bool) -> list[bytes]:
@@ -59,16 +50,20 @@ class ForwardConnection:
 
     def send(self, chunk: Chunk, require_ack: bool, compress: bool) -> None:
         """Send one chunk and, with ``require_ack``, wait for Fluentd to acknowledge it."""
+        self.write(chunk, require_ack, compress)
+        if require_ack:
+            self.wait_ack(chunk.chunk_id)
+
+    def write(self, chunk: Chunk, require_ack: bool, compress: bool) -> None:
+        """Send one chunk without waiting for anything (then ``wait_ack``, when ``require_ack``)."""
         pieces = packed_forward(chunk, require_ack, compress)
         try:
             for piece in pieces:
                 self._socket.sendall(piece)
         except OSError as error:
             raise ForwardError(f"sending failed: {error.strerror or error}", sent=True) from None
-        if require_ack:
-            self._wait_ack(chunk.chunk_id)
 
-    def _wait_ack(self, chunk_id: str) -> None:
+    def wait_ack(self, chunk_id: str) -> None:
         while True:
             try:
                 for reply in self._unpacker:

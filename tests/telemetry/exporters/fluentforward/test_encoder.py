@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from telemetry.envoy.parser import ParseError, make_parser
 from telemetry.envoy.peers import PeerTable
-from telemetry.exporters.fluentforward.encoder import EntryEncoder, parse_event_time
+from telemetry.exporters.fluentforward import encoder as encoder_module
+from telemetry.exporters.fluentforward.encoder import EntryEncoder, RowBatch, joined, parse_event_time
 from telemetry.exporters.log_event import record_event, reporter_namespace
-from telemetry.model import Record, Workload
+from telemetry.model import IDENTITY_FIELDS, Record, Workload
 
 ACCESSLOGS = Path(__file__).parents[3] / "testdata" / "accesslogs"
 FALLBACK = "2030-01-02T03:04:05.678Z"
@@ -22,7 +23,7 @@ NOW = (1_900_000_000, 123_456_789)
 REPORTER = Workload("productpage-v1", "default", "productpage", "v1")
 
 
-def decode(out: dict[str, tuple[bytearray, int]]) -> list[tuple[str, object, dict]]:  # type: ignore[type-arg]
+def decode(out: dict[str, tuple[bytes, int]]) -> list[tuple[str, object, dict]]:  # type: ignore[type-arg]
     decoded = []
     for tag, (entries, count) in out.items():
         unpacker = msgpack.Unpacker(raw=False)
@@ -55,8 +56,12 @@ def expected_time(record: Record) -> tuple[int, int]:
 
 def check(records: list[Record], include_original: bool, tag: str = "meshscope.access.{namespace}") -> None:
     encoder = EntryEncoder(tag, include_original)
-    decoded = decode(encoder.encode(records, FALLBACK, NOW))
+    encoded = encoder.encode(records, FALLBACK, NOW)
+    decoded = decode(encoded)
     assert encoder.unencodable == 0
+    # The helper process's way (through the pipe as a RowBatch, by a fresh encoder) gives the same bytes.
+    piped = RowBatch.from_pipe(msgpack.unpackb(msgpack.packb(RowBatch.of(records).pipe_form()), use_list=False))
+    assert joined(EntryEncoder(tag, include_original).encode_batch(piped, FALLBACK, NOW)) == encoded
     assert len(decoded) == len(records)
     by_tag: dict[str, list[tuple[object, dict]]] = {}  # type: ignore[type-arg]
     for got_tag, when, event in decoded:
@@ -177,7 +182,6 @@ def test_generated_records_encode_to_their_record_event(batch: list[Record], inc
 
 def test_the_cached_identity_half_holds_only_fields_of_the_identity_key() -> None:
     from telemetry.exporters.log_event import KNOWN_FIELDS
-    from telemetry.model import IDENTITY_FIELDS
 
     # The encoder caches these entries per Record[:IDENTITY_FIELDS]: a field beyond it would go stale.
     assert all(index < IDENTITY_FIELDS for index, _ in KNOWN_FIELDS)
@@ -202,3 +206,56 @@ def test_only_an_ip_goes_into_the_ip_fields_in_both_encoders(address: str, ip: s
         assert event.get(f"{side}.ip") == ip
         assert event.get(f"{side}.port") == port
     check([record], include_original=False)
+
+
+def test_a_row_batch_crosses_the_pipe_and_encodes_to_the_same_bytes_as_its_records() -> None:
+    records = golden_records(include_original=True) * 3
+    batch = RowBatch.of(records)
+    assert len(batch) == len(records)
+    # Each peer-pair identity crosses once per batch; a Record carries an index and its row.
+    assert len(batch.keys) == len({record[:IDENTITY_FIELDS] for record in records}) < len(records)
+    received = RowBatch.from_pipe(msgpack.unpackb(msgpack.packb(batch.pipe_form()), use_list=False))
+    encoder = EntryEncoder("meshscope.access.{namespace}", include_original=True)
+    want = encoder.encode(records, FALLBACK, NOW)
+    assert joined(encoder.encode_batch(received, FALLBACK, NOW)) == want
+    # A slice keeps the keys; two slices encoded into one output are the whole batch again.
+    middle = len(records) // 2
+    pieces = encoder.encode_batch(received[:middle], FALLBACK, NOW)
+    encoder.encode_batch(received[middle:], FALLBACK, NOW, pieces)
+    assert joined(pieces) == want
+    check(records, include_original=True)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        "not a batch",
+        [[], [0], []],  # an index without a row
+        [[("a",) * 15], [1], [("x",) * 20]],  # an index beyond the keys
+        [[("a",) * 14], [0], [("x",) * 20]],  # a key of the wrong size
+        [[("a",) * 15], [0], [("x",) * 19]],  # a row of the wrong size
+    ],
+)
+def test_a_pipe_message_that_is_not_a_row_batch_is_refused(values: object) -> None:
+    with pytest.raises(ValueError):
+        RowBatch.from_pipe(values)
+
+
+def test_the_caches_stay_within_their_bound_and_the_events_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoder_module, "_CACHE_LIMIT", 8)
+    records = [
+        Record(reporter="source", source_namespace=f"ns{n % 11}", source_workload=f"w{n % 13}", method=f"M{n}",
+               response_code=200 + n % 7, source_address=f"10.0.0.{n % 200}:{1000 + n}",
+               destination_address=f"10.1.0.{n % 50}:80", start_time=f"2024-05-04T17:22:{n % 60:02d}.{n:03d}Z")
+        for n in range(300)
+    ]  # fmt: skip
+    encoder = EntryEncoder("t.{namespace}")
+    for _ in range(2):
+        decoded = decode(encoder.encode(records, FALLBACK, NOW))
+        assert sorted(repr(sorted(event.items())) for _, _, event in decoded) == sorted(
+            repr(sorted(record_event(record, FALLBACK).items())) for record in records
+        )
+    caches = (encoder._identities, encoder._tags, encoder._shapes, encoder._destinations, encoder._heads,
+              encoder._ports, encoder._hosts)  # fmt: skip
+    for cache in caches:
+        assert 0 < len(cache) <= 8

@@ -204,3 +204,17 @@ def test_the_helper_outlives_a_sigterm_and_stops_at_the_end_of_its_pipe(peer: Fo
     finally:
         sink.shutdown()
     assert stats.restarts == {} and sorted(request_numbers(peer.events())) == list(range(20))
+
+
+def test_pipe_messages_larger_than_the_helpers_read_buffer_arrive_whole(peer: ForwardPeer, tmp_path: Path) -> None:
+    # 2,048 Records with a 1 KB original line each: a pipe message of ~2.5 MB, more than the 1 MiB buffer.
+    records = [record._replace(original=f"{number:06d}" + "x" * 1000) for number, record in enumerate(numbered(3000))]
+    sink = ProcessForwardSink(config(peer.endpoint, tmp_path, include_original=True), SelfStats())
+    try:
+        sink.consume(records)
+        assert sink.flush(30)
+        events = peer.wait_for_events(3000)
+    finally:
+        sink.shutdown()
+    assert sorted(request_numbers(events)) == list(range(3000))
+    assert {event.record["event.original"] for event in events} == {record.original for record in records}

@@ -215,7 +215,8 @@ def test_the_spool_survives_a_restart_of_the_sink_and_is_replayed_first(peer: Fo
         assert second.flush(10)
         peer.start()
         events = peer.wait_for_events(600)
-        assert second.flush(10)
+        # The peer counts a chunk before its acknowledgement reaches the sink: the spool empties after.
+        wait_for(lambda: second.spool is not None and second.spool.pending_events == 0, what="the spool to empty")
     finally:
         second.shutdown()
     assert request_numbers(events) == list(range(600))
@@ -466,3 +467,37 @@ def test_the_unreachable_banner_names_the_address_once(peer: ForwardPeer) -> Non
         sink.shutdown()
     assert sink.reachability is not None
     assert sink.reachability[1] == f"{peer.endpoint}: cannot connect: Connection refused"
+
+
+def test_the_next_batch_is_encoded_while_fluentd_reads_a_chunk_and_flush_still_waits_for_every_ack(
+    peer: ForwardPeer, tmp_path: Path
+) -> None:
+    peer.ack_delay = 1.0
+    sink = ForwardSink(config(peer.endpoint, tmp_path, batch_size=50), SelfStats())
+    try:
+        sink.consume(numbered(150, namespaces=1))
+        peer.wait_for_events(50)
+        # The first chunk waits for its acknowledgement; the second batch is taken (and encoded) meanwhile.
+        wait_for(lambda: sink._queued == 50 and sink.depth() == 150, what="the second batch to be taken")
+        assert sink.acknowledged_events == 0
+        assert sink.flush(10)
+        assert sink.acknowledged_events == 150
+    finally:
+        sink.shutdown()
+    assert request_numbers(peer.events()) == list(range(150)) and peer.duplicate_chunks() == 0
+
+
+def test_a_lost_ack_while_the_next_batch_is_encoded_spools_both_in_order(peer: ForwardPeer, tmp_path: Path) -> None:
+    peer.lose_acks = 1
+    stats = SelfStats()
+    sink = ForwardSink(config(peer.endpoint, tmp_path, batch_size=50), stats)
+    try:
+        sink.consume(numbered(200, namespaces=1))
+        events = peer.wait_for_events(250)
+        wait_for(lambda: sink.spool is not None and sink.spool.pending_events == 0, what="the spool to empty")
+        assert sink.flush(10)
+    finally:
+        sink.shutdown()
+    numbers = request_numbers(events)
+    assert numbers == list(range(50)) + list(range(200))  # the first chunk again, then everything in order
+    assert sink.resent_events == 50 and stats.dropped == {}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import msgpack
 import pytest
 
-from telemetry.exporters.fluentforward.spool import HEADER_BYTES, Chunk, Spool, frame
+from telemetry.exporters.fluentforward.spool import HEADER_BYTES, Chunk, Spool, frame, read_header
 from telemetry.selfmetrics import SelfStats
 
 
@@ -43,7 +44,7 @@ def test_acknowledged_chunks_are_not_replayed_after_reopening(tmp_path: Path) ->
 def test_the_size_bound_drops_whole_oldest_segments_and_counts_their_events(tmp_path: Path) -> None:
     stats = SelfStats()
     header, payload = frame(chunk(0))
-    frame_bytes = len(header) + len(payload)
+    frame_bytes = len(header) + sum(map(len, payload))
     assert len(header) == HEADER_BYTES
     spool = Spool(str(tmp_path), 4 * frame_bytes, 2 * frame_bytes, stats, "ff")
     for number in range(9):
@@ -164,3 +165,14 @@ def test_appending_to_a_closed_spool_fails_and_an_unreadable_head_segment_is_dis
     spool.close()
     with pytest.raises(OSError, match="closed"):
         spool.append(chunk(9))
+
+
+@pytest.mark.parametrize("size", [0, 255, 256, 65535, 65536])
+@pytest.mark.parametrize("attempted", [False, True])
+def test_a_frame_written_in_pieces_is_the_msgpack_payload_the_reader_expects(size: int, attempted: bool) -> None:
+    written = Chunk("meshscope.access.shop", "c2lkZQ==", bytes(range(256)) * (size // 256) + b"x" * (size % 256), 3,
+                    attempted)  # fmt: skip
+    header, pieces = frame(written)
+    payload = b"".join(pieces)
+    assert payload == msgpack.packb(list(written[:3]) + [attempted], use_bin_type=True)
+    assert read_header(header) == (len(payload), 3, zlib.crc32(payload))
