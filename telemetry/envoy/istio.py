@@ -208,7 +208,7 @@ class RecordAssembler:
                 ips = list(map(itemgetter(0), map(str.rpartition, downstream_remote_address, repeat(":"))))
             else:
                 ips = [_peer_ip(address) for address in downstream_remote_address]
-            numbers = [list(map(int, column)) for column in (response_code, duration, bytes_received, bytes_sent)]
+            numbers = [_counts(column) for column in (response_code, duration, bytes_received, bytes_sent)]
         except (TypeError, ValueError):
             return None
         codes = numbers[0]
@@ -256,20 +256,22 @@ class RecordAssembler:
         reporter: Workload,
     ) -> None:
         """Identities for the entries not in the cache, in order, as ``assemble`` would find them: once
-        the peer table learns something, every later entry is looked up afresh."""
+        the peer table learns something or the cache is emptied, every later entry is looked up afresh."""
         version = self._peers.version
-        relearned = False
+        stale = False  # whether look-ups made before this entry may no longer be what the cache holds
         cache = self._identities
         for index in range(identities.index(None), len(identities)):
-            if relearned:
+            if stale:
                 self._check_cache(reporter)
             elif identities[index] is not None:
                 continue
             identity = cache.get(keys[index])  # perhaps cached by an earlier entry of this batch
             if identity is None:
                 fields = _new(EnvoyFields, [column[index] for column in columns])
+                cached = len(cache)
                 identity = self._new_identity(keys[index], fields, reporter)
-                relearned = relearned or self._peers.version != version
+                # The peer table learnt something, or the cache was emptied to make room.
+                stale = stale or self._peers.version != version or len(cache) != cached + 1
             identities[index] = identity
 
     def _check_cache(self, reporter: Workload) -> None:
@@ -357,6 +359,15 @@ class RecordAssembler:
             *service,
             "mutual_tls" if mutual_tls else "none",
         )
+
+
+def _counts(column: Sequence[str | int]) -> list[int]:
+    """A counter column as ints ("" for an absent value is 0, as in ``assemble``); ValueError or
+    TypeError for anything else."""
+    try:
+        return list(map(int, column))
+    except ValueError:
+        return [int(value) if value else 0 for value in column]
 
 
 def _peer_ip(address: str) -> str:

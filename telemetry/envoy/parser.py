@@ -42,10 +42,11 @@ __all__ = ["ParseError", "LineParser", "compile_format", "make_parser", "resolve
 log = logging.getLogger(__name__)
 
 Extractor = Callable[[str], EnvoyFields | None]
-Columns = list[Sequence[str]]
-# (EnvoyFields-ordered columns of the lines that fit exactly, those lines, the others), or None when
-# these lines are to be extracted one by one.
-ColumnExtractor = Callable[[Sequence[str]], tuple[Columns, list[str], list[str]] | None]
+Columns = list[Sequence[str]]  # one per EnvoyFields field, equally long
+# Lines -> runs (start, end, columns) covering them in order: the EnvoyFields of lines[start:end] as
+# columns, or None for lines that do not fit (they go one by one); or None for all of them one by one.
+Run = tuple[int, int, Columns | None]
+ColumnExtractor = Callable[[Sequence[str]], list[Run] | None]
 
 # How many quotes beyond the format's own a line may carry before the lenient pass is not tried:
 # each extra quote multiplies the ways the lenient regex can split the line.
@@ -116,14 +117,17 @@ def _compiled(fmt: str, capture: frozenset[str]) -> _Compiled:
 
 
 def _operator_pattern(field: str | None, following: str, inside_quotes: bool, lenient: bool) -> str:
-    """One operator's regex. A captured field's group always takes part in the match: Envoy's "-" for
-    an absent value is consumed before the group, which then captures "", so ``Match.groups()`` gives
-    every value as text, with no None to replace."""
+    """One operator's regex. Envoy's "-" for an absent value is consumed before the group, which then
+    captures "" (or, where a value's end is not fixed, does not take part: ``Match.groups("")``)."""
     numeric = field in NUMERIC_FIELDS
     digit_follows = following[:1].isdigit()
+    if numeric and digit_follows:
+        # Where the number ends is not fixed: "-" is tried as the absent mark (the group then does not
+        # take part: Match.groups("") reads it as ""), else one to 18 digits.
+        return "(?:-|([0-9]{1,18}))"
     if numeric:
         # ASCII digits only, and few enough to add up without overflow; at least one unless absent.
-        body = "[0-9]{0,18}" if digit_follows else "[0-9]{0,18}+"
+        body = "[0-9]{0,18}+"
     elif lenient and inside_quotes and following.startswith('"'):
         # A quote inside a quoted field is the field's own unless the format's next literal starts there.
         # The atomic group never gives back what it took: no backtracking, linear in the line.
@@ -136,8 +140,6 @@ def _operator_pattern(field: str | None, following: str, inside_quotes: bool, le
         return body  # not captured: "-" is just text the body matches
     group = f"({body})"
     present = "(?=[0-9])" if numeric else ""
-    if numeric and digit_follows:
-        return f"(?:-|{present}){group}"
     # Where a value can end is fixed (at the next literal, which the body cannot hold, or the line's
     # end): one way to match a field, committed to at once. Otherwise "-" matches as both the absent
     # mark and the body, and a line that does not fit retries 2^(dash fields) splits, each rescanning
@@ -163,7 +165,7 @@ def _text_regex(tokens: Sequence[str | Operator], lenient: bool, capture: frozen
         following = tokens[index + 1] if index + 1 < len(tokens) else ""
         if isinstance(following, Operator):
             # Two operators with nothing between them: the first takes as little as it can.
-            parts.append("(?:-|)(.*?)" if _captured_field(token) is not None else "(?:.*?)")
+            parts.append("(?:-|(.*?))" if _captured_field(token) is not None else "(?:.*?)")
             continue
         parts.append(_operator_pattern(_captured_field(token), following, quotes % 2 == 1, lenient))
     return re.compile("".join(parts) + r"\Z", re.DOTALL)
@@ -190,7 +192,7 @@ def _compile_text(fmt: str, capture: frozenset[str]) -> _Compiled:
         "        extra = line.count('\"') - format_quotes\n"
         "        if not 0 < extra <= max_extra or len(line) > max_lenient or (m := lenient(line)) is None:\n"
         "            return None\n"
-        "    g = m.groups()\n"
+        "    g = m.groups('')\n"
         f"    return new(EnvoyFields, ({', '.join(slots)},))\n"
     )
     namespace = {
@@ -210,18 +212,24 @@ def _compile_text(fmt: str, capture: frozenset[str]) -> _Compiled:
 def _column_extractor(match: Callable[[str], re.Match[str] | None], groups_of: list[list[int]]) -> ColumnExtractor:
     groups = re.Match.groups
 
-    def columns(lines: Sequence[str]) -> tuple[Columns, list[str], list[str]]:
-        matches = list(map(match, lines))
-        rest: list[str] = []
-        if None in matches:
-            rest = [line for line, found in zip(lines, matches, strict=True) if found is None]
-            lines = [line for line, found in zip(lines, matches, strict=True) if found is not None]
-            matches = [found for found in matches if found is not None]
-        if not matches:
-            return [], [], rest
-        by_group = list(zip(*map(groups, matches), strict=True))  # type: ignore[arg-type]
+    def by_field(matches: Sequence[re.Match[str]]) -> Columns:
+        by_group = list(zip(*map(groups, matches, repeat("")), strict=True))
         empty = ("",) * len(matches)
-        return [by_group[found[0]] if found else empty for found in groups_of], list(lines), rest
+        return [by_group[found[0]] if found else empty for found in groups_of]
+
+    def columns(lines: Sequence[str]) -> list[Run]:
+        matches = list(map(match, lines))
+        if None not in matches:
+            return [(0, len(lines), by_field(matches))]  # type: ignore[arg-type]
+        runs: list[Run] = []
+        start = 0
+        fits = matches[0] is not None
+        for index, found in enumerate(matches):
+            if (found is not None) != fits:
+                runs.append((start, index, by_field(matches[start:index]) if fits else None))  # type: ignore[arg-type]
+                start, fits = index, not fits
+        runs.append((start, len(matches), by_field(matches[start:]) if fits else None))  # type: ignore[arg-type]
+        return runs
 
     return columns
 
@@ -281,7 +289,7 @@ def _json_column_extractor(names: Sequence[str], keys: Sequence[str]) -> ColumnE
     get = dict.get
     slot = {name: index for index, name in enumerate(names)}
 
-    def columns(lines: Sequence[str]) -> tuple[Columns, list[str], list[str]] | None:
+    def columns(lines: Sequence[str]) -> list[Run] | None:
         # Every line a JSON object whose values are all of their field's types, or one by one
         # (which says which line is wrong, and why).
         if not all(map(str.startswith, lines, repeat("{"))):
@@ -304,7 +312,7 @@ def _json_column_extractor(names: Sequence[str], keys: Sequence[str]) -> ColumnE
                 column = [str(value) for value in column]
             by_name.append(column)
         empty = ("",) * len(objects)
-        return [by_name[slot[name]] if name in slot else empty for name in FIELD_NAMES], list(lines), []
+        return [(0, len(lines), [by_name[slot[name]] if name in slot else empty for name in FIELD_NAMES])]
 
     return columns
 
@@ -335,43 +343,54 @@ class LineParser:
     def parse_lines(self, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
         """Parse many lines (without newlines); each failure is appended to ``errors`` as (reason, line).
 
-        The lines that fit the current format go through as columns (``assemble_columns``); the others,
-        and every line of a batch the column path declines, one at a time.
+        Records and errors come in the order of the lines, as parsing each alone would give them. Runs of
+        lines that fit the current format go through as columns (``assemble_columns``); a line that does
+        not, and a run the column path declines, go one at a time.
         """
-        extracted = self._columns(lines) if self._columns is not None else None
-        columns, fitting, rest = extracted if extracted is not None else self._extract_each(lines, errors)
-        if not fitting:
-            return self._parse_each(rest, errors)
-        records = self._assemble_columns(columns, self.reporter, fitting if self.keep_original else None)
-        if records is None:
-            records = self._assemble_each(map(_new_fields, zip(*columns, strict=True)), fitting, errors)
-        if rest:
-            records += self._parse_each(rest, errors)
+        records: list[Record] = []
+        while lines:
+            done = self._parse_runs(lines, errors, records)
+            lines = lines[done:]
         return records
 
-    def _extract_each(
-        self, lines: Sequence[str], errors: list[tuple[str, str]]
-    ) -> tuple[Columns, list[str], list[str]]:
-        """(columns, lines) of what the current format extracts, and the lines it does not fit."""
-        extract = self._extract
-        rows: list[EnvoyFields] = []
-        fitting: list[str] = []
-        rest: list[str] = []
-        for line in lines:
+    def _parse_runs(self, lines: Sequence[str], errors: list[tuple[str, str]], records: list[Record]) -> int:
+        """Parse ``lines`` in order into ``records``; how many were done (fewer than all when a line
+        changed the detected format: the lines after it are looked at afresh)."""
+        columns_of = self._columns
+        runs = None
+        if columns_of is not None:
             try:
-                fields = extract(line)
-            except ParseError as error:
-                errors.append((error.reason, line))
-                continue
+                runs = columns_of(lines)
             except Exception:
-                self._parser_bug(line, errors)
+                self._column_bug()
+        if runs is None:
+            records += self._parse_each(lines, errors)
+            return len(lines)
+        for start, end, columns in runs:
+            if columns is not None:
+                records += self._assemble_run(columns, lines[start:end], errors)
                 continue
-            if fields is None:
-                rest.append(line)
-            else:
-                rows.append(fields)
-                fitting.append(line)
-        return list(zip(*rows, strict=True)), fitting, rest
+            for index in range(start, end):
+                records += self._parse_each((lines[index],), errors)
+                if self._columns is not columns_of:
+                    return index + 1
+        return len(lines)
+
+    def _assemble_run(self, columns: Columns, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
+        records = None
+        try:
+            records = self._assemble_columns(columns, self.reporter, lines if self.keep_original else None)
+        except Exception:
+            self._column_bug()
+        if records is None:
+            records = self._assemble_each(map(_new_fields, zip(*columns, strict=True)), lines, errors)
+        return records
+
+    def _column_bug(self) -> None:
+        # The line-by-line path then judges each line (and counts a bug there per line).
+        if not self._bug_logged:
+            self._bug_logged = True
+            log.exception("parsing by columns failed; these lines go one at a time")
 
     def _assemble_each(
         self, rows: Iterable[EnvoyFields], lines: Sequence[str], errors: list[tuple[str, str]]
