@@ -60,6 +60,22 @@ class RecordingNormaliser:
         raise AssertionError(f"no span {span_id.hex()}")
 
 
+class RecordingExporter:
+    """A trace exporter that keeps each batch it is given, serialised (what the wire would carry)."""
+
+    def __init__(self) -> None:
+        self.requests: list[list[bytes]] = []
+
+    def consume(self, batch: Sequence[ResourceSpans]) -> None:
+        self.requests.append([item.SerializeToString() for item in batch])
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
 class CountingSink:
     def __init__(self) -> None:
         self.records: list[Record] = []

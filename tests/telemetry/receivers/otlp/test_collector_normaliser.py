@@ -4,7 +4,7 @@ Records, and an exporter still gets the request's ResourceSpans exactly as sent.
 from __future__ import annotations
 
 import http.client
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -14,8 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
-from traceharness import CountingSink
+from traceharness import CountingSink, RecordingExporter
 
 from telemetry.envoy.peers import PeerTable
 from telemetry.pipeline import Pipeline
@@ -28,20 +27,6 @@ from telemetry.traces import TraceIngest
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 NODE = "sidecar~10.244.0.11~productpage-v1-6b746f74dc-9stvs.default~default.svc.cluster.local"
-
-
-class RecordingExporter:
-    def __init__(self) -> None:
-        self.requests: list[list[bytes]] = []
-
-    def consume(self, batch: Sequence[ResourceSpans]) -> None:
-        self.requests.append([item.SerializeToString() for item in batch])
-
-    def flush(self, timeout: float) -> bool:
-        return True
-
-    def shutdown(self) -> None:
-        pass
 
 
 @dataclass

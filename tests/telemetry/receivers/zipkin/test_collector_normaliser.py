@@ -4,11 +4,9 @@ being made OTLP, and an exporter still gets the ResourceSpans the converter make
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Sequence
 
 import orjson
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
-from traceharness import CountingSink
+from traceharness import CountingSink, RecordingExporter
 
 from telemetry.envoy.peers import PeerTable
 from telemetry.pipeline import Pipeline
@@ -29,20 +27,6 @@ SPAN = {
              "http.url": "http://reviews:9080/reviews/0", "response_flags": "UF,URX", "error": "true",
              "upstream_cluster": "outbound|9080|v2|reviews.default.svc.cluster.local"},
 }  # fmt: skip
-
-
-class RecordingExporter:
-    def __init__(self) -> None:
-        self.requests: list[list[bytes]] = []
-
-    def consume(self, batch: Sequence[ResourceSpans]) -> None:
-        self.requests.append([item.SerializeToString() for item in batch])
-
-    def flush(self, timeout: float) -> bool:
-        return True
-
-    def shutdown(self) -> None:
-        pass
 
 
 def post(port: int, body: bytes) -> int:
