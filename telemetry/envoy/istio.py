@@ -117,14 +117,18 @@ class RecordAssembler:
             downstream_remote_address, requested_server_name, route_name, grpc_status,
             trace_id, span_id, traceparent, downstream_peer_uri_san, upstream_peer_uri_san,
         ) = fields  # fmt: skip
-        self._check_cache(reporter)
+        # Inline, not _check_cache and _peer_ip: this runs once per ALS entry and proxy span.
+        if self._peers.version != self._peers_version or reporter is not self._reporter:
+            self._check_cache(reporter)
         try:
             key = (
                 upstream_cluster,
                 requested_server_name,
                 authority,
                 upstream_host,
-                _peer_ip(downstream_remote_address),
+                downstream_remote_address.rpartition(":")[0]
+                if downstream_remote_address.count(":") == 1
+                else address_ip(downstream_remote_address),
                 downstream_peer_uri_san,
                 upstream_peer_uri_san,
             )
@@ -204,8 +208,11 @@ class RecordAssembler:
             return []
         try:
             # The peer's IP, as ``assemble`` keys it: in C when every address is IPv4 ip:port.
-            if set(map(str.count, downstream_remote_address, repeat(":"))) == {1}:
+            colons = set(map(str.count, downstream_remote_address, repeat(":")))
+            if colons == {1}:
                 ips = list(map(itemgetter(0), map(str.rpartition, downstream_remote_address, repeat(":"))))
+            elif colons == {0}:  # bare IPv4 addresses (or none): the address is the IP
+                ips = list(downstream_remote_address)
             else:
                 ips = [_peer_ip(address) for address in downstream_remote_address]
             numbers = [_counts(column) for column in (response_code, duration, bytes_received, bytes_sent)]
