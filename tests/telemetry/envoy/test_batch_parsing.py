@@ -9,7 +9,7 @@ import pytest
 
 from telemetry.envoy.istio import RecordAssembler
 from telemetry.envoy.operators import FIELD_NAMES, EnvoyFields
-from telemetry.envoy.parser import LineParser, compile_format, make_parser
+from telemetry.envoy.parser import LineParser, compile_columns, compile_format, make_parser
 from telemetry.envoy.peers import PeerTable
 from telemetry.envoy.presets import PRESETS
 from telemetry.envoy.render import compile_renderer
@@ -265,3 +265,19 @@ def test_a_format_without_some_counters_still_goes_by_columns(monkeypatch: pytes
         (503, 0, 0),
         (0, 0, 0),
     ]
+
+
+def test_column_extraction_covers_the_lines_in_runs_in_order() -> None:
+    render = compile_renderer(PRESETS["istio"])
+    fits = [render(entry(path=f"/{index}")) for index in range(3)]
+    odd = render(entry(user_agent='curl "x"'))  # fits only the lenient regex: parsed alone
+    lines = [fits[0], odd, "", fits[1], fits[2]]
+    runs = compile_columns("istio")(lines)
+    assert runs is not None
+    assert [(start, end, columns is not None) for start, end, columns in runs] == [
+        (0, 1, True), (1, 3, False), (3, 5, True),
+    ]  # fmt: skip
+    path = FIELD_NAMES.index("path")
+    assert [list(columns[path]) for _, _, columns in runs if columns is not None] == [["/0"], ["/1", "/2"]]
+    assert compile_columns("json")(lines) is None  # not every line is a JSON object: one by one
+    assert compile_columns("%REQ(:PATH)% %REQ(:PATH)%") is None  # a field captured twice
