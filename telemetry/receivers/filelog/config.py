@@ -42,7 +42,8 @@ class FileLogConfig:
     start_at: Literal["beginning", "end"] = "beginning"
     poll_interval: float = 0.25
     max_line_bytes: int = 65536
-    read_chunk_bytes: int = 1 << 17  # 128 KiB: a chunk's lines are parsed and aggregated while they are in the CPU's cache
+    # 128 KiB: a chunk's lines are parsed and aggregated while they are still in the CPU's cache.
+    read_chunk_bytes: int = 1 << 17
     checkpoint_file: str = ""  # empty: offsets are not kept across restarts
     checkpoint_interval: float = 1.0
     workloads: list[WorkloadMatch] = field(default_factory=list)
