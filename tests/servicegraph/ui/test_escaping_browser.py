@@ -172,19 +172,25 @@ def test_the_edge_panel_shows_traces_failures_and_flags_literally(page: Any) -> 
     assert_nothing_ran(page)
 
 
+def options_once_showing(text: str) -> Any:
+    """The texts of the open dropdown's options, once one of them reads ``text`` (other widgets have
+    options too, and a dropdown's menu renders a moment after the click)."""
+
+    def read(driver: Any) -> list[str] | None:
+        texts = [option.text for option in driver.find_elements(By.CSS_SELECTOR, "[role=option]")]
+        return texts if text in texts else None
+
+    return read
+
+
 def test_the_choices_of_details_and_namespaces_show_the_names_literally(page: Any) -> None:
     page.find_element(By.ID, "inspect").click()
-    choices = wait_until(
-        page, lambda d: [o.text for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")], "the node choices"
-    )
-    assert f"{SOURCE} (workload, {NAMESPACE})" in choices
+    source_choice = f"{SOURCE} (workload, {NAMESPACE})"
+    choices = wait_until(page, options_once_showing(source_choice), "the node choices, literally")
     assert f"{SERVICE} (service, {NAMESPACE})" in choices
     page.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     page.find_element(By.ID, "namespaces").click()
-    namespaces = wait_until(
-        page, lambda d: [o.text for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")], "the namespace choices"
-    )
-    assert NAMESPACE in namespaces
+    wait_until(page, options_once_showing(NAMESPACE), "the namespace choices, literally")
     page.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     assert_nothing_ran(page)
 
