@@ -33,7 +33,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from telemetry.envoy.errors import ParseError
 from telemetry.envoy.istio import RecordAssembler
 from telemetry.envoy.node import parse_node
-from telemetry.envoy.operators import FIELD_NAMES, EnvoyFields
+from telemetry.envoy.operators import EnvoyFields
 from telemetry.envoy.peers import PeerTable
 from telemetry.envoy.timestamps import start_time_text as envoy_time_text
 from telemetry.model import UNKNOWN, Record, Span, Workload
@@ -90,52 +90,7 @@ SPAN_KEYS: tuple[str, ...] = (
 _SPAN_READER = AttributeReader(SPAN_KEYS)
 _MAX_LAYOUTS = 4096
 
-# Where each EnvoyFields field comes from: a tag among SPAN_KEYS' values, or one of these that _record
-# computes and appends to them; a field named in neither is absent ("").
-_COMPUTED: tuple[str, ...] = (
-    "",  # absent
-    "start_time",
-    "path",
-    "authority",
-    "duration",
-    "trace_id",
-    "span_id",
-    "protocol",
-    "user_agent",
-    "request_id",
-    "upstream_host",
-    "upstream_cluster",
-    "downstream_remote_address",
-)
-_FROM_TAGS = {
-    "method": "http.method",
-    "response_code": "http.status_code",
-    "response_flags": "response_flags",
-    "bytes_received": "request_size",
-    "bytes_sent": "response_size",
-    "grpc_status": "grpc.status_code",
-}
-
-
-def _field_source(field: str) -> int:
-    if field in _FROM_TAGS:
-        return SPAN_KEYS.index(_FROM_TAGS[field])
-    return len(SPAN_KEYS) + (_COMPUTED.index(field) if field in _COMPUTED else 0)
-
-
-_gather_fields = itemgetter(*(_field_source(field) for field in FIELD_NAMES))
 _new = tuple.__new__
-# EnvoyFields' order when this module was written: while it holds, _envoy_fields lists the fields
-# directly (half the cost of gathering them); should EnvoyFields change, it gathers them by name.
-_WRITTEN_FOR = (
-    "start_time", "method", "path", "protocol", "response_code", "response_flags", "response_code_details",
-    "connection_termination_details", "upstream_transport_failure_reason", "bytes_received", "bytes_sent",
-    "duration", "upstream_service_time", "x_forwarded_for", "user_agent", "request_id", "authority",
-    "upstream_host", "upstream_cluster", "upstream_local_address", "downstream_local_address",
-    "downstream_remote_address", "requested_server_name", "route_name", "grpc_status", "trace_id", "span_id",
-    "traceparent", "downstream_peer_uri_san", "upstream_peer_uri_san",
-)  # fmt: skip
-_DIRECT_FIELDS = FIELD_NAMES == _WRITTEN_FOR
 
 RESOURCE_KEYS: tuple[str, ...] = ("service.name", "k8s.namespace.name", "service.namespace")
 
@@ -213,16 +168,13 @@ def _envoy_fields(
     upstream = "" if upstream == "-" else upstream
     cluster = "" if cluster == "-" else cluster
     peer = "" if peer == "-" else peer
-    if _DIRECT_FIELDS:
-        return _new(
-            EnvoyFields,
-            (start_time, values[_METHOD], path, protocol, values[_HTTP_STATUS], values[_FLAGS], "", "", "",
-             values[_REQUEST_SIZE], values[_RESPONSE_SIZE], duration, "", "", user_agent, request_id, authority,
-             upstream, cluster, "", "", peer, "", "", values[_GRPC_STATUS], trace_id, span_id, "", "", ""),
-        )  # fmt: skip
-    computed = ("", start_time, path, authority, duration, trace_id, span_id, protocol, user_agent, request_id,
-                upstream, cluster, peer)  # fmt: skip
-    return _new(EnvoyFields, _gather_fields(values + computed))
+    # In EnvoyFields' order (a test checks it against construction by name).
+    return _new(
+        EnvoyFields,
+        (start_time, values[_METHOD], path, protocol, values[_HTTP_STATUS], values[_FLAGS], "", "", "",
+         values[_REQUEST_SIZE], values[_RESPONSE_SIZE], duration, "", "", user_agent, request_id, authority,
+         upstream, cluster, "", "", peer, "", "", values[_GRPC_STATUS], trace_id, span_id, "", "", ""),
+    )  # fmt: skip
 
 
 class _Layouts:

@@ -19,6 +19,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from telemetry.envoy.errors import ParseError
+from telemetry.envoy.operators import EnvoyFields
 from telemetry.envoy.peers import PeerTable
 from telemetry.spans import normalize
 from telemetry.spans.correlation import RequestTraceIndex
@@ -392,17 +393,19 @@ def test_zipkin_status_tags_and_remote_service_reach_application_spans_as_throug
     assert resource.scope_spans[0].scope.name == "lib"
 
 
-def test_envoy_fields_listed_directly_are_those_gathered_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_envoy_fields_of_a_proxy_span_are_in_envoy_fields_order() -> None:
     values = tuple(f"v{index}" for index in range(len(SPAN_KEYS)))
-    arguments = (values, TRACE, "00f067aa0ba902b7", "2024-05-01T12:00:00.123Z", "/r/1", "reviews:9080", 12)
-    assert normalize._DIRECT_FIELDS  # EnvoyFields as this module was written for
-    direct = normalize._envoy_fields(*arguments)
-    monkeypatch.setattr(normalize, "_DIRECT_FIELDS", False)
-    gathered = normalize._envoy_fields(*arguments)
-    assert direct == gathered and type(direct) is type(gathered)
-    assert (gathered.method, gathered.duration, gathered.authority, gathered.upstream_local_address) == (
-        values[SPAN_KEYS.index("http.method")],
-        12,
-        "reviews:9080",
-        "",
+    tag = dict(zip(SPAN_KEYS, values, strict=True))
+    fields = normalize._envoy_fields(
+        values, TRACE, "00f067aa0ba902b7", "2024-05-01T12:00:00.123Z", "/r/1", "reviews:9080", 12
     )
+    expected = EnvoyFields(
+        start_time="2024-05-01T12:00:00.123Z", method=tag["http.method"], path="/r/1", protocol=tag["http.protocol"],
+        response_code=tag["http.status_code"], response_flags=tag["response_flags"],
+        bytes_received=tag["request_size"], bytes_sent=tag["response_size"], duration=12,  # type: ignore[arg-type]
+        user_agent=tag["user_agent"], request_id=tag["guid:x-request-id"], authority="reviews:9080",
+        upstream_host=tag["upstream_address"], upstream_cluster=tag["upstream_cluster.name"] or tag["upstream_cluster"],
+        downstream_remote_address=tag["peer.address"], grpc_status=tag["grpc.status_code"],
+        trace_id=TRACE, span_id="00f067aa0ba902b7",
+    )  # fmt: skip
+    assert fields == expected and type(fields) is EnvoyFields
