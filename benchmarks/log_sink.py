@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,15 +116,21 @@ def timed_feed(sink: ForwardSink, sample: list[Record], events: int, queue_size:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def start_peer() -> tuple[subprocess.Popen[str], int]:
-    peer = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forwardpeer.py")], stdout=subprocess.PIPE, text=True)
-    assert peer.stdout is not None
-    return peer, int(peer.stdout.readline())
+@contextmanager
+def forward_peer(port: int = 0) -> Iterator[int]:
+    """A real Forward Protocol peer (tests/forwardpeer.py) that acknowledges, in its own process: its port."""
+    command = [sys.executable, str(ROOT / "tests" / "forwardpeer.py")] + (["--port", str(port)] if port else [])
+    peer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert peer.stdout is not None
+        yield int(peer.stdout.readline())
+    finally:
+        peer.terminate()
+        peer.wait()
 
 
 def delivery(sample: list[Record], events: int, spool_dir: Path) -> None:
-    peer, port = start_peer()
-    try:
+    with forward_peer() as port:
         config = FluentForwardConfig(
             enabled=True, endpoint=f"127.0.0.1:{port}", spool=SpoolConfig(directory=str(spool_dir))
         )
@@ -133,16 +141,12 @@ def delivery(sample: list[Record], events: int, spool_dir: Path) -> None:
         print(f"delivery  to the peer, acks on       {events / elapsed:10,.0f} events/s "
               f"({cpu / events * 1e6:.2f} µs CPU/event in this process; acknowledged {stats.exported.get('fluentforward', 0):,}, "
               f"dropped {sum(stats.dropped.values())})")  # fmt: skip
-    finally:
-        peer.terminate()
-        peer.wait()
 
 
 def helper_delivery(sample: list[Record], events: int, spool_dir: Path) -> None:
     from telemetry.exporters.fluentforward.process import ProcessForwardSink
 
-    peer, port = start_peer()
-    try:
+    with forward_peer() as port:
         config = FluentForwardConfig(
             enabled=True, endpoint=f"127.0.0.1:{port}", spool=SpoolConfig(directory=str(spool_dir))
         )
@@ -160,15 +164,11 @@ def helper_delivery(sample: list[Record], events: int, spool_dir: Path) -> None:
         print(f"delivery  via the helper process      {events / elapsed:10,.0f} events/s "
               f"(collector process {cpu / events * 1e6:.2f} µs CPU/event, helper {helper_cpu / events * 1e6:.2f}; "
               f"helper peak RSS {int(peak) / 1024:.0f} MiB; dropped {sum(stats.dropped.values())})")  # fmt: skip
-    finally:
-        peer.terminate()
-        peer.wait()
 
 
 def spooling(sample: list[Record], events: int, spool_dir: Path) -> None:
-    peer, port = start_peer()
-    peer.terminate()
-    peer.wait()  # its port is now closed: Fluentd is away
+    with forward_peer() as port:
+        pass  # its port is now closed: Fluentd is away
     spool = SpoolConfig(directory=str(spool_dir), max_bytes=1024 * 1024 * 1024, segment_bytes=16 * 1024 * 1024)
     config = FluentForwardConfig(enabled=True, endpoint=f"127.0.0.1:{port}", spool=spool)
     sink = ForwardSink(config, SelfStats())
@@ -180,12 +180,7 @@ def spooling(sample: list[Record], events: int, spool_dir: Path) -> None:
           f"{sink.spool.pending_events:,} spooled)")  # fmt: skip
     sink.shutdown()
     # The replay: a new sink (as after a restart) finds the spool and sends it once the peer is up.
-    peer = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "forwardpeer.py"), "--port", str(port)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert peer.stdout is not None
-        peer.stdout.readline()
+    with forward_peer(port):
         config.retry.initial_backoff = 0.05
         replayer = ForwardSink(config, SelfStats())
         started = time.perf_counter()
@@ -195,9 +190,6 @@ def spooling(sample: list[Record], events: int, spool_dir: Path) -> None:
         elapsed = time.perf_counter() - started
         replayer.shutdown()
         print(f"replay    spool to the peer, acks on   {events / elapsed:10,.0f} events/s")
-    finally:
-        peer.terminate()
-        peer.wait()
 
 
 def process_cpu(pid: int) -> float:
@@ -215,8 +207,7 @@ def end_to_end(lines: int, workdir: Path) -> None:
     with open(logfile, "w") as handle:
         for n in range(lines):
             handle.write(TEMPLATE.format(ms=n % 1000, n=n, size=100 + n % 5000, a=n % 7, port=20000 + n % 40000) + "\n")
-    peer, port = start_peer()
-    try:
+    with forward_peer() as port:
         for forward, helper in ((False, False), (True, False), (True, True)):
             data = {
                 "receivers": {"filelog": {"include": [str(logfile)], "poll_interval": 0.05,
@@ -246,9 +237,6 @@ def end_to_end(lines: int, workdir: Path) -> None:
             mode = "off" if not forward else "on, helper process" if helper else "on, in-process"
             print(f"end to end, forward sink {mode:18s}: {lines / elapsed:10,.0f} lines/s "
                   f"(collector process {cpu / lines * 1e6:.2f} µs CPU/line{helper_cpu})")  # fmt: skip
-    finally:
-        peer.terminate()
-        peer.wait()
 
 
 def main() -> None:
