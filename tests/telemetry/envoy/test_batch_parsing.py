@@ -148,11 +148,6 @@ def test_assemble_columns_declines_what_only_assemble_can_report() -> None:
     assert assembler.assemble_columns([[] for _ in FIELD_NAMES], PRODUCTPAGE) == []
 
 
-def test_records_are_records() -> None:
-    records, _ = all_at_once([compile_renderer(PRESETS["istio"])(entry())], "istio", PRODUCTPAGE)
-    assert type(records[0]) is Record and isinstance(make_parser("istio", PRODUCTPAGE, PeerTable()), LineParser)
-
-
 def test_json_batches_read_nulls_dashes_and_numeric_grpc_statuses_as_one_at_a_time() -> None:
     base = {"start_time": "2024-05-04T17:22:59.046Z", "method": "POST", "protocol": "HTTP/2", "response_code": 200,
             "duration": 3, "bytes_received": 10, "bytes_sent": 20, "upstream_cluster": "outbound|9080||ratings.default.svc.cluster.local",
