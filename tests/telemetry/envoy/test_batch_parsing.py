@@ -262,7 +262,7 @@ def test_a_format_without_some_counters_still_goes_by_columns(monkeypatch: pytes
     ]
 
 
-def test_column_extraction_covers_the_lines_in_runs_in_order() -> None:
+def test_column_extraction_covers_the_lines_in_runs_in_order_text_and_json() -> None:
     render = compile_renderer(PRESETS["istio"])
     fits = [render(entry(path=f"/{index}")) for index in range(3)]
     odd = render(entry(user_agent='curl "x"'))  # fits only the lenient regex: parsed alone
@@ -274,5 +274,12 @@ def test_column_extraction_covers_the_lines_in_runs_in_order() -> None:
     ]  # fmt: skip
     path = FIELD_NAMES.index("path")
     assert [list(columns[path]) for _, _, columns in runs if columns is not None] == [["/0"], ["/1", "/2"]]
-    assert compile_columns("json")(lines) is None  # not every line is a JSON object: one by one
+    render_json = compile_renderer(PRESETS["json"])
+    objects = [render_json(entry(path=f"/{index}")) for index in range(3)]
+    lines = [objects[0], '{"path": true}', fits[0], objects[1], objects[2]]
+    runs = compile_columns("json")(lines)
+    assert [(start, end, columns is not None) for start, end, columns in runs] == [
+        (0, 1, True), (1, 3, False), (3, 5, True),
+    ]  # fmt: skip
+    assert [list(columns[path]) for _, _, columns in runs if columns is not None] == [["/0"], ["/1", "/2"]]
     assert compile_columns("%REQ(:PATH)% %REQ(:PATH)%") is None  # a field captured twice
