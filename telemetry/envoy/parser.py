@@ -289,13 +289,20 @@ class _JsonEntry:
 
     def _by_field(self, rows: Sequence[tuple[object, ...]]) -> Columns:
         by_key: list[Sequence[object]] = list(zip(*rows, strict=True))
+        count = len(rows)
+        empty = ("",) * count
         for index, column in enumerate(by_key):
-            if None in column or "-" in column:
+            first = column[0]
+            if first is column[-1] and column.count(first) == count:
+                # One object throughout (a key no line has, or always null), found by identity alone.
+                if first is None or first == "-":
+                    by_key[index] = empty
+            elif (not all(column) and None in column) or "-" in column:
+                # all() only asks each value's truth: much cheaper than comparing each with None.
                 by_key[index] = list(map(_ABSENT.get, column, column))
         grpc = self._grpc_slot
         if grpc is not None and int in set(map(type, by_key[grpc])):
             by_key[grpc] = [str(value) for value in by_key[grpc]]  # 0 (OK) must not read as absent
-        empty = ("",) * len(rows)
         return [empty if slot is None else by_key[slot] for slot in self._slots]  # type: ignore[misc]
 
 

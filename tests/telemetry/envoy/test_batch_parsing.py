@@ -170,6 +170,22 @@ def test_json_batches_read_nulls_dashes_and_numeric_grpc_statuses_as_one_at_a_ti
     assert len(records) == 3 and [reason for reason, _ in errors] == ["bad_field_type", "bad_field_type", "bad_json"]
 
 
+def test_json_columns_read_absent_values_wherever_they_fall_in_the_batch() -> None:
+    # Shortcuts in the column path: a column of one object throughout (a key no line has, always null,
+    # always "-", a small int) and one that begins and ends with the same object but differs inside.
+    base = {"method": "GET", "response_code": 200, "bytes_received": 0, "upstream_cluster": "outbound|9080||ratings.default.svc.cluster.local",
+            "downstream_remote_address": "10.244.0.9:5000", "route_name": None, "response_flags": "-"}  # fmt: skip
+    authorities = [None, "ratings:9080", "-", None]
+    lines = [
+        orjson.dumps({**base, "authority": authority, "path": f"/{n}"}).decode()
+        for n, authority in enumerate(authorities)
+    ]
+    records, errors = all_at_once(lines, "json", PRODUCTPAGE)
+    assert (records, errors) == one_at_a_time(lines, "json", PRODUCTPAGE) and not errors
+    assert [r.authority for r in records] == ["", "ratings:9080", "", ""]
+    assert {(r.route_name, r.response_flags, r.bytes_received, r.user_agent) for r in records} == {("", "-", 0, "")}
+
+
 def test_a_batch_works_out_each_peer_pairs_identity_once(monkeypatch: pytest.MonkeyPatch) -> None:
     worked_out: list[str] = []
     original = RecordAssembler._identity
