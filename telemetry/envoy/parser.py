@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from itertools import repeat
 from operator import itemgetter
-from typing import NamedTuple, TypeVar
+from typing import Annotated, NamedTuple, TypeVar
 
 import msgspec
 
@@ -45,11 +45,11 @@ log = logging.getLogger(__name__)
 Extractor = Callable[[str], EnvoyFields | None]
 Columns = list[Sequence[str]]  # one per EnvoyFields field, equally long
 # Lines -> runs (start, end, columns) covering them in order: the EnvoyFields of lines[start:end] as
-# columns, or None for lines that do not fit (they go one by one); or None for all of them one by one.
+# columns, or None for lines that do not fit (they go one by one).
 Run = tuple[int, int, Columns | None]
-ColumnExtractor = Callable[[Sequence[str]], list[Run] | None]
+ColumnExtractor = Callable[[Sequence[str]], list[Run]]
 _T = TypeVar("_T")
-astuple = msgspec.structs.astuple
+_astuple = msgspec.structs.astuple
 
 # How many quotes beyond the format's own a line may carry before the lenient pass is not tried:
 # each extra quote multiplies the ways the lenient regex can split the line.
@@ -58,6 +58,7 @@ _MAX_LENIENT_CHARS = 16_384
 # What Envoy may print as a JSON number (typed JSON formats): the counters and %GRPC_STATUS_NUMBER%.
 _NUMBER_FIELDS = NUMERIC_FIELDS | {"grpc_status"}
 _GRPC_STATUS = FIELD_INDEX["grpc_status"]
+_MAX_RESTARTS = 3  # format switches in one batch before its other lines go one at a time
 
 
 # Envoy and pilot-agent's own messages: "2024-05-04T17:22:59.048Z\tinfo\t..." or "[2024-05-04 17:22:59.048][12][info]".
@@ -200,6 +201,8 @@ def _column_extractor(match: Callable[[str], re.Match[str] | None], groups_of: l
 
 def _runs(found: list[_T | None], by_field: Callable[[Sequence[_T]], Columns]) -> list[Run]:
     """What each line gave (None: it does not fit) -> runs covering the lines in order, as columns."""
+    if not found:
+        return []
     if None not in found:
         return [(0, len(found), by_field(found))]  # type: ignore[arg-type]
     runs: list[Run] = []
@@ -230,6 +233,10 @@ def _compile_json(fmt: str, capture: frozenset[str]) -> _Compiled:
 # What a JSON access-log value may be: text or null (absent), and for counters and gRPC statuses a number.
 _TEXT = str | None
 _TEXT_OR_NUMBER = str | int | None
+_TEXT_OR_GRPC_STATUS = str | Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None
+# What msgspec raises for a line it cannot read (ValidationError, a wrong kind of value, is a DecodeError);
+# RecursionError: nested past Python's recursion limit; UnicodeEncodeError: a lone surrogate in the str.
+_UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
 _ABSENT = {None: "", "-": ""}  # .get(value, value): Envoy's absent marks as ""
 
 
@@ -243,11 +250,21 @@ class _JsonEntry:
 
     def __init__(self, names: Sequence[str], keys: Sequence[str]) -> None:
         distinct = tuple(dict.fromkeys(keys))
+        for key in distinct:
+            if '"' in key or "\\" in key or not key.isprintable():
+                raise ValueError(
+                    f"key {key!r}: meshscope cannot read a key holding a quote, backslash or control character"
+                )
         # A key read as two fields is a number only if both fields may be numbers.
         text = {key for name, key in zip(names, keys, strict=True) if name not in _NUMBER_FIELDS}
+        grpc = {key for name, key in zip(names, keys, strict=True) if name == "grpc_status"}
+
+        def kind(key: str) -> object:
+            return _TEXT if key in text else _TEXT_OR_GRPC_STATUS if key in grpc else _TEXT_OR_NUMBER
+
         struct = msgspec.defstruct(
             "AccessLogEntry",
-            [(f"v{i}", _TEXT if key in text else _TEXT_OR_NUMBER, "") for i, key in enumerate(distinct)],
+            [(f"v{i}", kind(key), "") for i, key in enumerate(distinct)],
             rename={f"v{i}": key for i, key in enumerate(distinct)},
             gc=False,
         )
@@ -262,29 +279,31 @@ class _JsonEntry:
         if not line.startswith("{"):
             return None
         try:
-            values = astuple(self._decode(line))
-        except msgspec.ValidationError as error:
+            values = _astuple(self._decode(line))
+        except msgspec.ValidationError as error:  # before _UNREADABLE, which holds its base class
             raise ParseError("bad_field_type", str(error)) from None
-        except (msgspec.DecodeError, RecursionError):
-            raise ParseError("bad_json", "not valid JSON") from None
+        except _UNREADABLE as error:
+            raise ParseError("bad_json", f"not valid JSON: {error}") from None
         fields = self._pick((*map(_ABSENT.get, values, values), ""))
         if type(fields[_GRPC_STATUS]) is int:  # %GRPC_STATUS_NUMBER%: 0 (OK) must not read as absent
             fields = (*fields[:_GRPC_STATUS], str(fields[_GRPC_STATUS]), *fields[_GRPC_STATUS + 1 :])
         return tuple.__new__(EnvoyFields, fields)
 
     def columns(self, lines: Sequence[str]) -> list[Run]:
-        try:
-            if not all(map(str.startswith, lines, repeat("{"))):
-                raise ValueError
-            rows: list[tuple[object, ...] | None] = list(map(astuple, map(self._decode, lines)))
-        except Exception:  # noqa: BLE001 - which lines fit is then asked line by line
+        rows: list[tuple[object, ...] | None] | None = None
+        if all(map(str.startswith, lines, repeat("{"))):
+            try:
+                rows = list(map(_astuple, map(self._decode, lines)))
+            except _UNREADABLE:
+                pass  # which lines fit is then asked line by line
+        if rows is None:
             rows = list(map(self._row_or_none, lines))
         return _runs(rows, self._by_field)
 
     def _row_or_none(self, line: str) -> tuple[object, ...] | None:
         try:
-            return astuple(self._decode(line)) if line.startswith("{") else None
-        except Exception:  # noqa: BLE001 - the line goes alone through extract, which says why
+            return _astuple(self._decode(line)) if line.startswith("{") else None
+        except _UNREADABLE:  # the line goes alone through extract, which says why
             return None
 
     def _by_field(self, rows: Sequence[tuple[object, ...]]) -> Columns:
@@ -294,7 +313,8 @@ class _JsonEntry:
         for index, column in enumerate(by_key):
             first = column[0]
             if first is column[-1] and column.count(first) == count:
-                # One object throughout (a key no line has, or always null), found by identity alone.
+                # One object throughout (a key no line has, or always null): list.count compares by
+                # identity before equality, so this is cheap exactly when it is true.
                 if first is None or first == "-":
                     by_key[index] = empty
             elif (not all(column) and None in column) or "-" in column:
@@ -337,9 +357,14 @@ class LineParser:
         not, and a run the column path declines, go one at a time.
         """
         records: list[Record] = []
-        while lines:
+        for _ in range(_MAX_RESTARTS):
             done = self._parse_runs(lines, errors, records)
             lines = lines[done:]
+            if not lines:
+                return records
+        # Formats keep switching (two loggers writing to one stream?): each restart would read all the
+        # lines left again, so the rest go one at a time, which stays linear.
+        records += self._parse_each(lines, errors)
         return records
 
     def _parse_runs(self, lines: Sequence[str], errors: list[tuple[str, str]], records: list[Record]) -> int:

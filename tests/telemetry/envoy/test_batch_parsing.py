@@ -229,6 +229,43 @@ def test_lines_that_do_not_fit_keep_their_place_among_those_that_do() -> None:
     assert parser.format_name == "json"
 
 
+def test_a_batch_whose_format_keeps_switching_is_read_again_only_a_few_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each switch under auto-detection used to re-read every line left by columns: quadratic in the batch.
+    istio, json = compile_renderer(PRESETS["istio"]), compile_renderer(PRESETS["json"])
+    lines = [render(entry(path=f"/{n}")) for n in range(200) for render in (json, istio)]
+    reads: list[int] = []
+    original = LineParser._parse_runs
+
+    def counting(self: LineParser, lines: list[str], errors: list[tuple[str, str]], records: list[Record]) -> int:
+        reads.append(len(lines))
+        return original(self, lines, errors, records)
+
+    monkeypatch.setattr(LineParser, "_parse_runs", counting)
+    batch = all_at_once(lines, "auto", PRODUCTPAGE)
+    assert len(reads) <= 3 and sum(reads) < 3 * len(lines)
+    monkeypatch.undo()
+    assert batch == one_at_a_time(lines, "auto", PRODUCTPAGE)
+    assert [record.path for record in batch[0]] == [f"/{n}" for n in range(200) for _ in range(2)]
+
+
+def test_json_lines_the_decoder_cannot_read_are_bad_json_or_out_of_range() -> None:
+    base = {"method": "GET", "response_code": 200, "downstream_remote_address": "10.0.0.1:5000"}
+    surrogate = orjson.dumps(base).decode()[:-1] + ',"path":"\udc80"}'  # a lone surrogate: not UTF-8
+    status_max = orjson.dumps({**base, "grpc_status": 2**31 - 1}).decode()
+    status_over = orjson.dumps({**base, "grpc_status": 2**31}).decode()
+    lines = [surrogate, status_max, status_over]
+    records, errors = all_at_once(lines, "json", PRODUCTPAGE)
+    assert (records, errors) == one_at_a_time(lines, "json", PRODUCTPAGE)
+    assert [record.grpc_status for record in records] == [str(2**31 - 1)]
+    assert [reason for reason, _ in errors] == ["bad_json", "bad_field_type"]
+    assert compile_columns("json")([]) == []
+
+
+def test_a_json_format_key_meshscope_cannot_read_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="key 'the \"method\"'"):
+        compile_format('{"the \\"method\\"": "%REQ(:METHOD)%"}')
+
+
 def test_an_identity_cache_emptied_for_room_mid_batch_is_looked_up_afresh() -> None:
     render = compile_renderer(PRESETS["istio"])
     first = render(entry(upstream_local_address="10.244.0.9:1"))
