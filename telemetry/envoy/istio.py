@@ -219,12 +219,7 @@ class RecordAssembler:
         except (TypeError, ValueError):
             return None
         codes = numbers[0]
-        if not (
-            0 <= min(codes)
-            and max(codes) < 1000
-            and 0 <= min(map(min, numbers))
-            and max(map(max, numbers)) < _MAX_COUNTER
-        ):
+        if not (0 <= min(map(min, numbers)) and max(codes) < 1000 and max(map(max, numbers[1:])) < _MAX_COUNTER):
             return None
         if any(grpc_status):
             protocols = [
