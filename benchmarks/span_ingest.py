@@ -6,7 +6,11 @@ Pipeline: first with a trivial normaliser that only counts (receive + decode), t
 collector's normaliser and the Istio metrics aggregation. CPU time is the receiving process's own (the client's
 is not in it), so spans per CPU-second is the receive+decode cost per core.
 
-    python benchmarks/span_ingest.py [--batches 200] [--spans 512] [--repeat 3]
+    python benchmarks/span_ingest.py [--batches 200] [--spans 512] [--repeat 3] [--proxies 20]
+
+Each batch holds the spans of ``--proxies`` proxies (each with its own local service of four), spread
+evenly: 20 (the default) as a collector forwarding a mesh's spans would send them, 1 as each Envoy
+sends its own.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from telemetry.traces import Normalised, OtlpSpans, SpanBatch, TraceIngest  # no
 SERVICES = ["productpage", "reviews", "ratings", "details"]
 
 
-def tags(rng: random.Random, index: int) -> dict[str, str]:
+def tags(rng: random.Random, node: int) -> dict[str, str]:
     return {
         "http.method": "GET",
         "http.url": f"http://reviews:9080/reviews/{rng.randint(0, 10**6)}",
@@ -52,16 +56,17 @@ def tags(rng: random.Random, index: int) -> dict[str, str]:
         "request_size": "0",
         "response_size": str(rng.randint(100, 6000)),
         "upstream_cluster": "outbound|9080|v2|reviews.default.svc.cluster.local",
-        "node_id": f"sidecar~10.244.0.{index % 20}~productpage-v1.default~default.svc.cluster.local",
+        "node_id": f"sidecar~10.244.0.{node % 250}~productpage-v1.default~default.svc.cluster.local",
         "guid:x-request-id": os.urandom(16).hex(),
         "istio.namespace": "default",
         "component": "proxy",
     }
 
 
-def zipkin_body(rng: random.Random, count: int) -> bytes:
+def zipkin_body(rng: random.Random, count: int, nodes: Sequence[int] = range(20)) -> bytes:
     spans = []
     for index in range(count):
+        node = nodes[index % len(nodes)]
         start = 1_714_564_800_000_000 + index * 10
         spans.append(
             {
@@ -72,23 +77,24 @@ def zipkin_body(rng: random.Random, count: int) -> bytes:
                 "name": "reviews.default.svc.cluster.local:9080/*",
                 "timestamp": start,
                 "duration": rng.randint(100, 90_000),
-                "localEndpoint": {"serviceName": SERVICES[index % 4], "ipv4": "10.244.0.7"},
+                "localEndpoint": {"serviceName": SERVICES[node % 4], "ipv4": "10.244.0.7"},
                 "remoteEndpoint": {"serviceName": "reviews", "ipv4": "10.244.0.12", "port": 9080},
-                "tags": tags(rng, index),
+                "tags": tags(rng, node),
             }
         )
     return orjson.dumps(spans)
 
 
-def otlp_body(rng: random.Random, count: int) -> bytes:
+def otlp_body(rng: random.Random, count: int, nodes: Sequence[int] = range(20)) -> bytes:
     request = ExportTraceServiceRequest()
     groups = [request.resource_spans.add() for _ in SERVICES]
     for group, service in zip(groups, SERVICES, strict=True):
         group.resource.attributes.add(key="service.name").value.string_value = service
         group.scope_spans.add()
     for index in range(count):
+        node = nodes[index % len(nodes)]
         span = (
-            groups[index % 4]
+            groups[node % 4]
             .scope_spans[0]
             .spans.add(
                 trace_id=os.urandom(16),
@@ -100,7 +106,7 @@ def otlp_body(rng: random.Random, count: int) -> bytes:
                 end_time_unix_nano=1_714_564_800_090_000_000 + index,
             )
         )
-        for key, value in tags(rng, index).items():
+        for key, value in tags(rng, node).items():
             span.attributes.add(key=key).value.string_value = value
     return request.SerializeToString()
 
@@ -128,6 +134,9 @@ class CountingNormaliser:
         return Normalised([Record()], [])
 
     def normalise_batch(self, batch: SpanBatch) -> Normalised:
+        if isinstance(batch, ZipkinSpans) and batch.columns is not None:
+            self.spans += len(batch.columns.services)
+            return Normalised([Record()], [])
         if isinstance(batch, ZipkinSpans) and batch.groups is not None:
             self.spans += sum(len(spans) for scopes in batch.groups.values() for spans in scopes.values())
             return Normalised([Record()], [])
@@ -170,7 +179,7 @@ class RealNormaliser:
         return result
 
 
-def measure(kind: str, batches: int, spans: int, end_to_end: bool, results: Any = None) -> None:
+def measure(kind: str, batches: int, spans: int, end_to_end: bool, results: Any = None, proxies: int = 20) -> None:
     tune_gc()
     rng = random.Random(7)
     stats = SelfStats()
@@ -191,7 +200,9 @@ def measure(kind: str, batches: int, spans: int, end_to_end: bool, results: Any 
     else:
         receiver = create_zipkin(ZipkinConfig(endpoint="127.0.0.1:0"), ingest, stats)
         path, content_type, make = "/api/v2/spans", "application/json", zipkin_body
-    bodies = [make(rng, spans) for _ in range(8)]
+    # Eight bodies: with fewer than 20 proxies each, each body its own (the first 20 are the same).
+    bodies = [make(rng, spans, range(number * proxies, (number + 1) * proxies) if proxies < 20 else range(proxies))
+              for number in range(8)]  # fmt: skip
     receiver.start()
     # The client runs in its own process so that its CPU time is not counted as the receiver's.
     warmup = multiprocessing.Process(target=client, args=(receiver.port, path, content_type, bodies, 8))
@@ -225,6 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--spans", type=int, default=512)
+    parser.add_argument("--proxies", type=int, default=20, help="proxies whose spans each batch holds")
     parser.add_argument("--kinds", default="otlp-http-protobuf,zipkin-json")
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per row; the fastest (by CPU) is shown, with the range"
@@ -239,7 +251,9 @@ def main() -> None:
             results = context.Queue()
             runs = []
             for _ in range(args.repeat):
-                process = context.Process(target=measure, args=(kind, args.batches, args.spans, end_to_end, results))
+                process = context.Process(
+                    target=measure, args=(kind, args.batches, args.spans, end_to_end, results, args.proxies)
+                )
                 process.start()
                 runs.append(results.get())
                 process.join()

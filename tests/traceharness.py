@@ -17,9 +17,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from telemetry.envoy.peers import PeerTable
 from telemetry.model import Record
 from telemetry.pipeline import Pipeline
 from telemetry.selfmetrics import SelfStats
+from telemetry.spans.normalize import SpanNormaliser
 from telemetry.traces import Normalised, TraceIngest
 
 
@@ -107,6 +109,31 @@ class TraceHarness:
         if start_pipeline:
             pipeline.start()
         return cls(stats, normaliser, sink, pipeline, TraceIngest(pipeline, stats, normalise=normaliser))
+
+    def close(self) -> None:
+        self.pipeline.shutdown(timeout=5)
+
+
+@dataclass
+class NormalisingIngest:
+    """The collector's own span path: the real SpanNormaliser, a pipeline counting Records, and an
+    exporter recording what it is sent."""
+
+    stats: SelfStats
+    pipeline: Pipeline
+    sink: CountingSink
+    exporter: RecordingExporter
+    ingest: TraceIngest
+
+    @classmethod
+    def start(cls) -> NormalisingIngest:
+        stats = SelfStats()
+        sink = CountingSink()
+        pipeline = Pipeline([("count", sink)], stats, batch_timeout=0.01)
+        pipeline.start()
+        exporter = RecordingExporter()
+        ingest = TraceIngest(pipeline, stats, normalise=SpanNormaliser(PeerTable()), exporters=[("capture", exporter)])
+        return cls(stats, pipeline, sink, exporter, ingest)
 
     def close(self) -> None:
         self.pipeline.shutdown(timeout=5)

@@ -47,10 +47,16 @@ class RequestTraceIndex:
 
     def remember_records(self, records: Iterable[Record]) -> None:
         """Learns from every Record that has both ids (proxy spans' Records have)."""
+        pairs = list(map(_request_and_trace_id, records))
         with self._lock:
             trace_of = self._trace_of
+            if len(trace_of) + len(pairs) <= self._max and all(map(all, pairs)):
+                # Room for all and each has both ids: what the loop below does, in C (a known request id
+                # keeps its place, a new one goes last).
+                trace_of.update(pairs)
+                return
             # _put, inlined: this runs for every proxy span.
-            for request_id, trace_id in map(_request_and_trace_id, records):
+            for request_id, trace_id in pairs:
                 if not (request_id and trace_id):
                     continue
                 if request_id in trace_of:

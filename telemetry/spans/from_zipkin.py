@@ -21,6 +21,9 @@ Every span is checked as it is converted; the first malformed one fails the whol
 ``read_json`` is what the receiver uses: the same checks without the encoding, the spans kept as
 decoded (``ZipkinSpans``) for the normaliser, which reads their tags directly; the ResourceSpans are
 encoded only if an exporter asks for them. Making OTLP of every request cost more than normalising it.
+A request of the usual shape (a proxy's batch: every span with the same fields, ids of full length,
+tags of strings) is read field by field across all its spans (``ZipkinColumns``: each check one pass
+in C), for the normaliser to assemble its Records column by column; any other is read span by span.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain, repeat
+from operator import add, is_, itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -67,6 +72,11 @@ _TAG_CACHE: dict[tuple[str, str], bytes] = {}
 _REMOTE_CACHE: dict[Remote, bytes] = {}
 _NAME_CACHE: dict[str, bytes] = {}
 _TAG_CACHE_SIZE = 1 << 16
+_JSON_KIND_OR_INTERNAL: dict[str | None, int] = {None: wire.KIND_INTERNAL}
+_JSON_KIND_OR_INTERNAL.update(_JSON_KINDS)
+_REMOTE = itemgetter("serviceName", "ipv4", "port")
+_get = dict.get
+_STR, _INT, _DICT = {str}, {int}, {dict}
 _KIND_FIELDS = {kind: wire.SPAN_KIND + wire.varint(kind) for kind in range(6)}
 _TIMES = struct.Struct("<cQcQ").pack  # start and end, both fixed64
 _MAX_FIXED64 = (1 << 64) - 1
@@ -92,24 +102,100 @@ class ZipkinSpan(NamedTuple):
 Groups = dict[str, dict[tuple[str, str], list[ZipkinSpan]]]  # local service -> (scope name, version) -> spans
 
 
-class ZipkinSpans:
-    """One Zipkin request: its spans grouped as their ResourceSpans are, and the ResourceSpans made on demand.
+class KeyColumns(NamedTuple):
+    """Dicts read key by key: the keys every one has, the column of each key's values (a tuple per key,
+    in ``keys``' order), and the keys only some have (``extra``)."""
 
-    ``groups`` is None when the request was converted to ResourceSpans straight away (see ``read_json``).
+    keys: tuple[str, ...]
+    columns: list[tuple[Any, ...]]
+    extra: frozenset[str]
+
+
+class ZipkinColumns(NamedTuple):
+    """One request's spans read field by field (``_read_json_columns``), in the order their groups put
+    them (by local service, in order of first appearance; each service's spans in the request's order).
+
+    ``tag_columns`` is the values of the tags every span carries, by key, when there are such tags.
     """
 
-    def __init__(self, groups: Groups | None, resource_spans: Sequence[ResourceSpans] | None = None) -> None:
-        self.groups = groups
+    services: Sequence[str]
+    trace_ids: Sequence[str]  # in lower-case hex, as ``bytes.hex`` writes them (as are the two below)
+    span_ids: Sequence[str]
+    parent_ids: Sequence[str]  # "" for none
+    kinds: Sequence[int]
+    names: Sequence[str]
+    timestamps: Sequence[int]
+    durations: Sequence[int]
+    remotes: Sequence[Remote | None]
+    tags: Sequence[Mapping[str, str]]
+    shared: Sequence[bool]
+    statuses: Sequence[int]
+    tag_columns: KeyColumns | None
+
+    def groups(self) -> Groups:
+        """The spans as ``_read_json_spans`` groups them (every span in the default scope)."""
+        fromhex = bytes.fromhex
+        spans = map(
+            _new,
+            repeat(ZipkinSpan),
+            zip(
+                map(fromhex, self.trace_ids),
+                map(fromhex, self.span_ids),
+                map(fromhex, self.parent_ids),
+                self.kinds,
+                self.names,
+                self.timestamps,
+                self.durations,
+                self.remotes,
+                self.tags,
+                repeat(()),
+                self.shared,
+                self.statuses,
+            ),  # fmt: skip
+        )
+        groups: Groups = {}
+        for service, span in zip(self.services, spans):  # noqa: B905 - spans ends with the columns
+            scopes = groups.get(service)
+            if scopes is None:
+                scopes = groups[service] = {_NO_SCOPE: []}
+            scopes[_NO_SCOPE].append(span)
+        return groups
+
+
+class ZipkinSpans:
+    """One request: its spans grouped as their ResourceSpans are, and the ResourceSpans made on demand.
+
+    ``columns`` is the request read field by field when it could be (the groups are then made from
+    them on first use); ``groups`` is None when the request was converted to ResourceSpans straight
+    away (see ``read_json``).
+    """
+
+    def __init__(
+        self,
+        groups: Groups | None,
+        resource_spans: Sequence[ResourceSpans] | None = None,
+        columns: ZipkinColumns | None = None,
+    ) -> None:
+        self._groups = groups
+        self.columns = columns
         self._resource_spans = resource_spans
         self._lock = threading.Lock()
 
     @property
+    def groups(self) -> Groups | None:
+        with self._lock:
+            if self._groups is None and self.columns is not None:
+                self._groups = self.columns.groups()
+            return self._groups
+
+    @property
     def resource_spans(self) -> Sequence[ResourceSpans]:
         """The spans as OTLP, for the trace exporters: encoded on first use (never when export is off)."""
+        groups = self.groups
         with self._lock:
             if self._resource_spans is None:
                 batch = _Batch()
-                for service, scopes in (self.groups or {}).items():
+                for service, scopes in (groups or {}).items():
                     for spans in scopes.values():
                         for span in spans:
                             batch.add(
@@ -130,9 +216,181 @@ def read_json(body: bytes) -> ZipkinSpans:
     """
     spans = _json_list(body)
     try:
+        columns = _read_json_columns(spans)
+    except Exception:  # noqa: BLE001 - read span by span below, which decides
+        columns = None
+    if columns is not None:
+        return ZipkinSpans(None, columns=columns)
+    try:
         return ZipkinSpans(_read_json_spans(spans))
     except Exception:  # noqa: BLE001 - the converter below decides, and names, what is wrong
         return ZipkinSpans(None, _convert_json_spans(spans))
+
+
+def _read_json_columns(spans: list[Any]) -> ZipkinColumns | None:
+    """What ``_read_json_spans`` reads, field by field across the spans (each step one pass in C): None
+    (or an exception) when some span is not of the usual shape, for ``_read_json_spans`` to read.
+
+    The usual shape: ids of 32 and 16 hex digits (parents all present or all absent), a local
+    endpoint with a service name, integer times, tags of strings (none naming a scope), remote
+    endpoints each with a name, an IPv4 address and a port, or none at all; no annotations.
+    """
+    count = len(spans)
+    if not count:
+        return None
+    field = _Fields(spans)
+    endpoints = field("localEndpoint")
+    if _types(endpoints) != _DICT:
+        return None
+    services: Sequence[Any] = list(map(_get, endpoints, repeat("serviceName")))
+    if _types(services) != _STR:
+        return None
+    distinct = dict.fromkeys(services)
+    if len(distinct) > 1:  # the spans in their groups' order (a stable sort keeps each group's own)
+        number = {service: index for index, service in enumerate(distinct)}
+        numbers = list(map(number.__getitem__, services))
+        field.order = itemgetter(*sorted(range(count), key=numbers.__getitem__))
+        services = field.order(services)
+    trace_ids = _hex_ids(field("traceId"), 32)
+    span_ids = _hex_ids(field("id"), 16)
+    if trace_ids is None or span_ids is None:
+        return None
+    parent_ids = _parent_ids(field("parentId"))
+    if parent_ids is None:
+        return None
+    kinds = list(map(_JSON_KIND_OR_INTERNAL.__getitem__, field("kind")))
+    names = field("name")
+    timestamps = field("timestamp")
+    durations = field("duration")
+    tags = field("tags")
+    # Types as the span-by-span reading requires them, less what it would default ("or ...").
+    if not (
+        _types(names) == _STR and _types(timestamps) == _INT and _types(durations) == _INT and _types(tags) == _DICT
+    ):
+        return None
+    ends = list(map(add, timestamps, durations))
+    if min(timestamps) < 0 or max(timestamps) * 1000 > _MAX_FIXED64 or min(ends) < 0 or max(ends) * 1000 > _MAX_FIXED64:
+        return None
+    tag_columns = _key_columns(tags)
+    if tag_columns is not None and not tag_columns.extra:
+        for column in tag_columns.columns:
+            "".join(column)  # TypeError unless every value is a string
+    else:
+        "".join(chain.from_iterable(map(dict.values, tags)))
+    if (
+        _MAPPED_TAGS.isdisjoint(tag_columns.keys) and _MAPPED_TAGS.isdisjoint(tag_columns.extra)
+        if tag_columns is not None
+        else all(map(_MAPPED_TAGS.isdisjoint, tags))
+    ):
+        statuses: Sequence[int] = repeat(0, count)  # type: ignore[assignment]
+    else:  # error tags, say: each span's status (a scope tag would make groups of their own: not here)
+        mapped = [
+            (_NO_SCOPE, 0) if _MAPPED_TAGS.isdisjoint(span_tags) else _scope_status(span_tags) for span_tags in tags
+        ]
+        if any(scope != _NO_SCOPE for scope, _ in mapped):
+            return None
+        statuses = list(map(itemgetter(1), mapped))
+    remotes = _remotes(field("remoteEndpoint"))
+    if remotes is None or any(field("annotations")):
+        return None
+    shared = list(map(is_, field("shared"), repeat(True)))
+    return ZipkinColumns(services, trace_ids, span_ids, parent_ids, kinds, names, timestamps, durations, remotes,
+                         tags, shared, statuses, tag_columns)  # fmt: skip
+
+
+class _Fields:
+    """Each span's value of a key ("a field"), as a column: taken from the columns of the keys every span
+    has, else fetched from each span; in ``order`` if one is set."""
+
+    def __init__(self, spans: Sequence[Any]) -> None:
+        self._spans = spans
+        read = _key_columns(spans)
+        self._by_key = {} if read is None else dict(zip(read.keys, read.columns, strict=True))
+        self._absent = None if read is None or read.extra else (None,) * len(spans)
+        self.order: Callable[[Sequence[Any]], Sequence[Any]] | None = None
+
+    def __call__(self, key: str) -> Sequence[Any]:
+        column: Sequence[Any] | None = self._by_key.get(key, self._absent)
+        if column is None:  # some spans may have it
+            column = list(map(_get, self._spans, repeat(key)))
+        return column if self.order is None else self.order(column)
+
+
+def _key_columns(dicts: Sequence[Any]) -> KeyColumns | None:
+    """``dicts`` read key by key (None unless they are dicts sharing two keys or more): the keys of the
+    one with the fewest, which every other one must have too; the keys beyond them collected."""
+    try:
+        first = min(dicts, key=len)
+        size = len(first)
+        if first.__class__ is not dict or size < 2:
+            return None
+        columns = list(zip(*map(itemgetter(*first), dicts), strict=True))
+    except (KeyError, TypeError):
+        return None
+    extra: set[str] = set()
+    if set(map(len, dicts)) != {size}:
+        shared = first.keys()
+        for other in dicts:
+            if len(other) != size:
+                extra.update(other.keys() - shared)
+    return KeyColumns(tuple(first), columns, frozenset(extra))
+
+
+def _types(column: Iterable[Any]) -> set[type]:
+    return set(map(type, column))
+
+
+def _hex_ids(texts: Sequence[Any], digits: int) -> Sequence[str] | None:
+    """Ids of exactly ``digits`` hex digits each, not all zeros, in lower case; None for anything else."""
+    if set(map(len, texts)) != {digits}:
+        return None
+    joined = "".join(texts)
+    # fromhex skips spaces: the bytes would then fall short. Each id is checked, not only the whole.
+    if len(bytes.fromhex(joined)) * 2 != len(joined) or "0" * digits in texts:
+        return None
+    lower = joined.lower()
+    return texts if lower == joined else [lower[start : start + digits] for start in range(0, len(lower), digits)]
+
+
+def _parent_ids(parents: Sequence[Any]) -> Sequence[str] | None:
+    """Parent ids as ``_hex_ids`` reads them, "" for a span without one (a root span); None as there."""
+    present = list(filter(None, parents))
+    if len(present) == len(parents):
+        return _hex_ids(parents, 16)
+    if not present:
+        return [""] * len(parents)
+    ids = _hex_ids(present, 16)
+    if ids is None:
+        return None
+    in_turn = iter(ids)
+    return [next(in_turn) if parent else "" for parent in parents]
+
+
+def _scope_status(tags: Mapping[str, str]) -> tuple[tuple[str, str], int]:
+    _, scope, _, status = _split_mapped(tags)
+    return scope, status
+
+
+def _remotes(endpoints: Sequence[Any]) -> Sequence[Remote | None] | None:
+    """Remote endpoints as ``_read_json_spans`` reads them when each has a name, an IPv4 address and a
+    port, or none does; None for anything else."""
+    if not any(endpoints):
+        return repeat(None, len(endpoints))  # type: ignore[return-value]
+    if _types(endpoints) != _DICT:
+        return None
+    try:
+        remotes = list(map(_REMOTE, endpoints))
+    except KeyError:
+        return None
+    if not all(map(all, remotes)):  # a value "or ..." would replace
+        return None
+    cache = _REMOTE_CACHE
+    for remote in dict.fromkeys(remotes):
+        if cache.get(remote) is None:  # as _Batch.add: checked (and encoded) once per endpoint
+            if len(cache) > _TAG_CACHE_SIZE:
+                cache.clear()
+            cache[remote] = _remote_attributes(*remote)
+    return remotes
 
 
 def _read_json_spans(spans: list[Any]) -> Groups:

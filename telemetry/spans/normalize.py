@@ -13,7 +13,8 @@ the same keys) picks the values out; Zipkin JSON's tags, a dict already, are rea
 request never made OTLP unless an exporter asks (``from_zipkin.read_json``); decoded messages are
 walked once, decoding only the keys read (``span_values``). Whether a span is a proxy's is decided
 from two keys. One assembler per reporting proxy keeps the assembler's identity cache warm however
-the proxies' spans interleave.
+the proxies' spans interleave. A request of proxy spans whose proxies are all known already is made
+Records column by column, per proxy (``proxy_columns``), with the same Records in the same order.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any, NamedTuple, Protocol
 
 from envoy.config.core.v3.base_pb2 import Node
@@ -38,33 +40,42 @@ from telemetry.envoy.peers import PeerTable
 from telemetry.envoy.timestamps import start_time_text as envoy_time_text
 from telemetry.model import UNKNOWN, Record, Span, Workload
 from telemetry.spans.attributes import AttributeReader, as_int
-from telemetry.spans.from_zipkin import Groups, ZipkinSpans
+from telemetry.spans.from_zipkin import Groups, ZipkinColumns, ZipkinSpans
 from telemetry.spans.otlp_lean import attribute_count, lean_resource_spans
+from telemetry.spans.proxy_columns import (
+    _CLUSTER,
+    _CLUSTER_NAME,
+    _COMPONENT,
+    _FLAGS,
+    _GRPC_AUTHORITY,
+    _GRPC_PATH,
+    _GRPC_STATUS,
+    _HTTP_STATUS,
+    _METHOD,
+    _NODE_ID,
+    _PEER_ADDRESS,
+    _PROTOCOL,
+    _REQUEST_ID,
+    _REQUEST_SIZE,
+    _RESPONSE_SIZE,
+    _UPSTREAM_ADDRESS,
+    _URL,
+    _USER_AGENT,
+    RECORD_KEYS,
+    TagColumns,
+    plan,
+    proxy_records,
+    reorder,
+    split_url,
+)
 from telemetry.traces import Normalised, OtlpSpans, SpanBatch
 
-# The span attributes read, proxy tags first.
+# The span attributes read: a proxy span's Record's first (in proxy_columns' order), then the others.
 SPAN_KEYS: tuple[str, ...] = (
-    "component",
-    "node_id",
-    "upstream_cluster.name",
-    "upstream_cluster",
-    "http.status_code",
-    "http.method",
-    "http.url",
-    "http.protocol",
-    "response_flags",
+    *RECORD_KEYS,
     "istio.canonical_service",
     "istio.namespace",
     "istio.canonical_revision",
-    "peer.address",
-    "upstream_address",
-    "guid:x-request-id",
-    "request_size",
-    "response_size",
-    "user_agent",
-    "grpc.status_code",
-    "grpc.path",
-    "grpc.authority",
     "http.response.status_code",
     "rpc.system",
     "rpc.grpc.status_code",
@@ -78,17 +89,19 @@ SPAN_KEYS: tuple[str, ...] = (
     "messaging.destination.name",
     "messaging.destination",
 )
+# The RECORD_KEYS' positions come from proxy_columns, which reads the same columns.
 (
-    _COMPONENT, _NODE_ID, _CLUSTER_NAME, _CLUSTER, _HTTP_STATUS, _METHOD, _URL, _PROTOCOL, _FLAGS,
-    _CANONICAL_SERVICE, _ISTIO_NAMESPACE, _CANONICAL_REVISION, _PEER_ADDRESS, _UPSTREAM_ADDRESS,
-    _REQUEST_ID, _REQUEST_SIZE, _RESPONSE_SIZE, _USER_AGENT, _GRPC_STATUS, _GRPC_PATH, _GRPC_AUTHORITY,
-    _HTTP_RESPONSE_STATUS, _RPC_SYSTEM, _RPC_GRPC_STATUS, _DB_SYSTEM, _DB_NAME, _DB_NAMESPACE,
-    _PEER_SERVICE, _SERVER_ADDRESS, _NET_PEER_NAME, _MESSAGING_SYSTEM, _MESSAGING_DESTINATION_NAME,
-    _MESSAGING_DESTINATION,
-) = range(len(SPAN_KEYS))  # fmt: skip
+    _CANONICAL_SERVICE, _ISTIO_NAMESPACE, _CANONICAL_REVISION, _HTTP_RESPONSE_STATUS,
+    _RPC_SYSTEM, _RPC_GRPC_STATUS, _DB_SYSTEM, _DB_NAME, _DB_NAMESPACE, _PEER_SERVICE, _SERVER_ADDRESS,
+    _NET_PEER_NAME, _MESSAGING_SYSTEM, _MESSAGING_DESTINATION_NAME, _MESSAGING_DESTINATION,
+) = range(len(RECORD_KEYS), len(SPAN_KEYS))  # fmt: skip
+_RECORD_COLUMNS = len(RECORD_KEYS)  # SPAN_KEYS' columns that are RECORD_KEYS'
 
 _SPAN_READER = AttributeReader(SPAN_KEYS)
 _MAX_LAYOUTS = 4096
+_node_id_tag = methodcaller("get", "node_id", "")
+_TRACE_ID, _SPAN_ID = attrgetter("trace_id"), attrgetter("span_id")
+_START, _END = attrgetter("start_time_unix_nano"), attrgetter("end_time_unix_nano")
 
 _new = tuple.__new__
 
@@ -99,6 +112,8 @@ SPAN_KINDS: tuple[str, ...] = ("unspecified", "internal", "server", "client", "p
 _CALLING_KINDS = frozenset({OtlpSpan.SPAN_KIND_CLIENT, OtlpSpan.SPAN_KIND_PRODUCER})
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _NANOS_PER_MS = 1_000_000
+_NANOS_PER_MICRO = 1_000
+_MICROS_PER_MS = 1_000
 _NANOS_PER_SECOND = 1_000_000_000
 _MAX_REPORTERS = 1024
 # Shared by all normalisers; a lost race only formats twice.
@@ -137,21 +152,19 @@ def start_time_text(unix_nanos: int) -> str:
     return text
 
 
+def start_time_texts(unix_nanos: Sequence[int]) -> list[str]:
+    """``start_time_text`` of each time, in C for the milliseconds already formatted."""
+    if 0 in unix_nanos:
+        return list(map(start_time_text, unix_nanos))
+    texts = list(map(_MILLIS_TEXT.get, map(int.__floordiv__, unix_nanos, repeat(_NANOS_PER_MS))))
+    if None in texts:
+        return [text or start_time_text(nanos) for text, nanos in zip(texts, unix_nanos, strict=True)]
+    return texts  # type: ignore[return-value]  # no None among them
+
+
 def span_values(attributes: Iterable[KeyValue]) -> Values:
     """The text of each of SPAN_KEYS among OTLP attributes, "" when absent; the last of duplicates wins."""
     return tuple(_SPAN_READER.read(attributes))
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """(authority, path) of Envoy's ``http.url`` tag: ``http://reviews:9080/r/0`` -> ``reviews:9080``, ``/r/0``."""
-    scheme_end = url.find("://")
-    if scheme_end < 0:
-        return "", url
-    host_start = scheme_end + 3
-    slash = url.find("/", host_start)
-    if slash < 0:
-        return url[host_start:], ""
-    return url[host_start:slash], url[slash:]
 
 
 def _envoy_fields(
@@ -212,6 +225,7 @@ class SpanNormaliser:
         self._request_index = request_index
         self._resource_reader = AttributeReader(RESOURCE_KEYS)
         self._layouts = _Layouts()
+        self._tag_columns = TagColumns()
         # Oldest first: a full cache drops its oldest reporter in O(1) (popitem(last=False)).
         self._reporters: OrderedDict[tuple[str, str], _Reporter] = OrderedDict()
         self._lock = threading.Lock()
@@ -232,8 +246,15 @@ class SpanNormaliser:
         return self._finish(out)
 
     def normalise_batch(self, batch: SpanBatch) -> Normalised:
-        if isinstance(batch, ZipkinSpans) and batch.groups is not None:
-            return self._zipkin(batch.groups)
+        if isinstance(batch, ZipkinSpans):
+            if batch.columns is not None:
+                with self._lock:
+                    records = self._zipkin_columns(batch.columns)
+                if records is not None:
+                    return self._finish(_Output(records))
+            groups = batch.groups
+            if groups is not None:
+                return self._zipkin(groups)
         if isinstance(batch, OtlpSpans) and batch.body:
             return self._otlp(batch)
         return self(batch.resource_spans)
@@ -277,6 +298,9 @@ class SpanNormaliser:
             if keys_seen != attribute_count(batch.body):
                 return self._locked_call(batch.resource_spans)
             starts.append((len(starts), len(read), "", ""))
+            in_columns = self._otlp_columns(read, starts) if read else None
+            if in_columns is not None:
+                return self._finish(_Output(in_columns))
             out = _Output()
             records, reject = out.records, out.reject
             one, record = self._one, self._record
@@ -301,6 +325,48 @@ class SpanNormaliser:
                     else:
                         one(out, span, values, service, namespace, resource_index)
         return self._finish(out)
+
+    def _otlp_columns(
+        self, read: list[tuple[Any, Values]], starts: list[tuple[int, int, str, str]]
+    ) -> list[Record] | None:
+        """The Records of a request of proxy spans from known proxies, made in columns (None: not such)."""
+        spans, values = zip(*read, strict=True)
+        services: list[str] = []
+        for (_, first, service, _), (_, end, _, _) in itertools.pairwise(starts):
+            services += repeat(service, end - first)
+        tags = list(zip(*values, strict=True))[:_RECORD_COLUMNS]
+        reporters = plan(tags[1], services, self._reporters)  # tags[1]: node_id
+        if reporters is None:
+            return None
+        order = reporters.order
+        trace_ids, span_ids = reorder(list(map(_TRACE_ID, spans)), order), reorder(list(map(_SPAN_ID, spans)), order)
+        if not (
+            {*map(len, trace_ids)} == {16}
+            and {*map(len, span_ids)} == {8}
+            and _NO_TRACE_ID not in trace_ids
+            and _NO_SPAN_ID not in span_ids
+        ):
+            return None  # rejected span by span
+        begins = reorder(list(map(_START, spans)), order)
+        durations = list(
+            map(
+                int.__floordiv__,
+                map(int.__sub__, reorder(list(map(_END, spans)), order), begins),
+                repeat(_NANOS_PER_MS),
+            )
+        )
+        try:
+            start_texts = start_time_texts(begins)
+        except ParseError:  # a time beyond the calendar: rejected span by span
+            return None
+        return proxy_records(
+            reporters,
+            [reorder(column, order) for column in tags],
+            list(map(bytes.hex, trace_ids)),
+            list(map(bytes.hex, span_ids)),
+            durations,
+            start_texts,
+        )
 
     def _zipkin(self, groups: Groups) -> Normalised:
         # What the OTLP conversion would make of these spans: a resource per local service with only
@@ -350,6 +416,43 @@ class SpanNormaliser:
                         except ParseError as error:
                             reject(resource_index, error)
         return self._finish(out)
+
+    def _zipkin_columns(self, columns: ZipkinColumns) -> list[Record] | None:
+        """The Records of a request of proxy spans from known proxies, made in columns (None: not such)."""
+        services = columns.services
+        if "" in services:
+            services = [service or UNKNOWN for service in services]
+        # The tags every span has, when no span has another of those a Record is made from.
+        shared = (
+            columns.tag_columns if columns.tag_columns and columns.tag_columns.extra.isdisjoint(RECORD_KEYS) else None
+        )
+        if shared is not None:
+            keys = shared.keys
+            node_ids = shared.columns[keys.index("node_id")] if "node_id" in keys else [""] * len(services)
+        else:
+            node_ids = list(map(_node_id_tag, columns.tags))
+        reporters = plan(node_ids, services, self._reporters)
+        if reporters is None:
+            return None
+        order = reporters.order
+        if shared is not None:
+            tags = TagColumns.pick(shared.keys, shared.columns, order)
+        else:
+            tags = self._tag_columns.read(reorder(columns.tags, order))
+        try:
+            start_texts = start_time_texts(
+                list(map(int.__mul__, reorder(columns.timestamps, order), repeat(_NANOS_PER_MICRO)))
+            )
+        except ParseError:  # a time beyond the calendar: rejected span by span
+            return None
+        return proxy_records(
+            reporters,
+            tags,
+            reorder(columns.trace_ids, order),
+            reorder(columns.span_ids, order),
+            list(map(int.__floordiv__, reorder(columns.durations, order), repeat(_MICROS_PER_MS))),
+            start_texts,
+        )
 
     # -- shared ---------------------------------------------------------------------------------------
 
@@ -434,8 +537,8 @@ class SpanNormaliser:
 class _Output:
     __slots__ = ("records", "spans", "rejected", "messages")
 
-    def __init__(self) -> None:
-        self.records: list[Record] = []
+    def __init__(self, records: list[Record] | None = None) -> None:
+        self.records: list[Record] = [] if records is None else records
         self.spans: list[Span] = []
         self.rejected = 0
         self.messages: list[str] = []

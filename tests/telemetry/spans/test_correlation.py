@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from telemetry.model import Record
 from telemetry.spans.correlation import RecentTraces, RequestTraceIndex, is_failure
 
@@ -43,6 +46,26 @@ def test_request_index_is_bounded_and_counts_evictions_oldest_first() -> None:
     assert len(index) == 3 and index.evicted == 2
     assert index.trace_id_of("req-0") is None and index.trace_id_of("req-1") is None
     assert index.trace_id_of("req-2") == f"{2:032x}" and index.trace_id_of("req-4") == TRACE_A
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.lists(
+        st.lists(st.tuples(st.sampled_from(["", "r1", "r2", "r3", "r4", "r5"]), st.sampled_from(["", "t1", "t2"])))
+    ),
+)
+def test_records_remembered_in_batches_as_one_by_one(max_entries: int, batches: list[list[tuple[str, str]]]) -> None:
+    # Batches with room for all and ids throughout take a quicker way than the others.
+    in_batches, one_by_one = RequestTraceIndex(max_entries), RequestTraceIndex(max_entries)
+    for batch in batches:
+        in_batches.remember_records(
+            [Record(request_id=request_id, trace_id=trace_id) for request_id, trace_id in batch]
+        )
+        for request_id, trace_id in batch:
+            one_by_one.remember(request_id, trace_id)
+    assert list(in_batches._trace_of.items()) == list(one_by_one._trace_of.items())
+    assert in_batches.evicted == one_by_one.evicted
 
 
 def _call(

@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from telemetry.envoy.errors import ParseError
 from telemetry.envoy.operators import EnvoyFields
 from telemetry.envoy.peers import PeerTable
-from telemetry.spans import normalize
+from telemetry.spans import from_zipkin, normalize
 from telemetry.spans.correlation import RequestTraceIndex
 from telemetry.spans.from_zipkin import read_json, resource_spans_from_json
 from telemetry.spans.normalize import SPAN_KEYS, SpanNormaliser
@@ -409,3 +409,227 @@ def test_envoy_fields_of_a_proxy_span_are_in_envoy_fields_order() -> None:
         trace_id=TRACE, span_id="00f067aa0ba902b7",
     )  # fmt: skip
     assert fields == expected and type(fields) is EnvoyFields
+
+
+# -- Zipkin JSON in columns ---------------------------------------------------------------------------------
+
+NODES = [
+    NODE,
+    "sidecar~10.244.0.15~ratings-v1-6d8f7c9b5-abcde.default~default.svc.cluster.local",
+    "router~10.244.0.16~istio-ingressgateway-5d9f8b7c6-qwert.istio-system~istio-system.svc.cluster.local",
+]
+column_texts = st.one_of(
+    st.sampled_from(["", "-", "200", "503", "0", "17", "GET", "HTTP/1.1", "10.244.0.15:9080", "10.244.0.16",
+                     "http://ratings:9080/r/1", "/no/scheme", "https://host", "grpc", "UF", "x-1",
+                     "outbound|9080|v1|ratings.default.svc.cluster.local", "inbound|9080||"]),
+    st.text(max_size=4),
+)  # fmt: skip
+record_keys = st.sampled_from(
+    ["upstream_cluster", "upstream_cluster.name", "http.status_code", "http.method", "http.url", "http.protocol",
+     "response_flags", "peer.address", "upstream_address", "guid:x-request-id", "request_size", "response_size",
+     "user_agent", "grpc.status_code", "grpc.path", "grpc.authority", "istio.namespace", "x"]
+)  # fmt: skip
+
+
+@st.composite
+def column_requests(draw: Any) -> list[dict[str, Any]]:
+    """Requests shaped as the column reading takes them (mostly): every span a proxy's, mostly the same
+    fields in each span and the same tag keys in each (now and then a root span, an error tag or a span
+    of its own shape)."""
+    count = draw(st.integers(1, 24))
+    shared_tags = draw(st.dictionaries(record_keys, column_texts, max_size=6))
+    with_parent = draw(st.sampled_from(["all", "none", "some"]))
+    remote = draw(st.one_of(st.none(), st.sampled_from([("ratings", "10.244.0.15", 9080), ("db", "10.0.0.9", 1)])))
+    upper = draw(st.booleans())
+    spans = []
+    for _ in range(count):
+        trace_id = draw(
+            st.sampled_from([TRACE, "0af7651916cd43dd8448eb211c80319c", "00000000000000000000000000000001"])
+        )
+        tags = {"component": "proxy", "node_id": draw(st.sampled_from(NODES))}
+        tags.update({key: draw(column_texts) for key in shared_tags})
+        if draw(st.integers(0, 9)) == 0:
+            tags["error"] = "true"
+        span: dict[str, Any] = {
+            "traceId": trace_id.upper() if upper else trace_id,
+            "id": draw(st.sampled_from(["00f067aa0ba902b7", "b7ad6b7169203331", "0000000000000001"])),
+            "kind": draw(st.sampled_from(["CLIENT", "SERVER"])),
+            "name": draw(column_texts),
+            "timestamp": draw(st.one_of(st.just(0), st.integers(1, 2**50))),
+            "duration": draw(st.integers(-2, 10**7)),
+            "localEndpoint": {"serviceName": draw(st.sampled_from(["", "reviews", "ratings"]))},
+            "tags": tags,
+        }
+        if with_parent == "all" or with_parent == "some" and draw(st.booleans()):
+            span["parentId"] = draw(st.sampled_from(["00f067aa0ba902b8", "B7AD6B7169203332"]))
+        if remote is not None:
+            span["remoteEndpoint"] = dict(zip(("serviceName", "ipv4", "port"), remote, strict=True))
+        if draw(st.booleans()):
+            span["shared"] = draw(st.booleans())
+        spans.append(span)
+    if draw(st.integers(0, 5)) == 0:  # one span out of the usual shape
+        spans[draw(st.integers(0, count - 1))].update(draw(st.fixed_dictionaries({}, optional={
+            "parentId": st.sampled_from(["", "1", "0000000000000000"]), "tags": proxy_tags,
+            "annotations": st.just([{"timestamp": 1, "value": "a"}]), "id": hex_ids, "timestamp": json_values,
+            "localEndpoint": endpoints, "remoteEndpoint": endpoints})))  # fmt: skip
+    return spans
+
+
+@EXAMPLES
+@given(column_requests())
+def test_zipkin_json_read_in_columns_groups_the_spans_as_reading_them_one_by_one_does(spans: list[Any]) -> None:
+    body = orjson.dumps(spans)
+    try:
+        columns = from_zipkin._read_json_columns(orjson.loads(body))
+    except Exception:  # noqa: BLE001 - not taken: read_json reads it span by span
+        columns = None
+    if columns is not None:
+        assert columns.groups() == from_zipkin._read_json_spans(orjson.loads(body))
+    read = read_json(body) if _readable(body) else None
+    if read is not None:
+        assert (read.columns is not None) == (columns is not None)
+
+
+def _readable(body: bytes) -> bool:
+    try:
+        resource_spans_from_json(body)
+    except ParseError:
+        return False
+    return True
+
+
+@EXAMPLES
+@given(column_requests())
+def test_zipkin_proxy_spans_in_columns_normalise_and_export_as_their_otlp_conversion_does(spans: list[Any]) -> None:
+    converted, read, exported_converted, exported_read = _both_zipkin(orjson.dumps(spans))
+    assert read == converted
+    assert exported_read == exported_converted
+
+
+def _count_column_assemblies(monkeypatch: Any) -> list[int]:
+    """The number of spans of each ``RecordAssembler.assemble_columns`` call from now on."""
+    assembled: list[int] = []
+    assemble_columns = normalize.RecordAssembler.assemble_columns
+
+    def counting(self: Any, columns: Any, reporter: Any, originals: Any = None) -> Any:
+        assembled.append(len(columns[0]))
+        return assemble_columns(self, columns, reporter, originals)
+
+    monkeypatch.setattr(normalize.RecordAssembler, "assemble_columns", counting)
+    return assembled
+
+
+def test_a_warm_request_of_proxy_spans_is_assembled_in_columns_in_its_own_order(monkeypatch: Any) -> None:
+    # Three proxies' spans interleaved, across two local services: Records come back in the groups' order.
+    spans = [
+        _zipkin_proxy_span(
+            id=f"{index + 1:016x}",
+            localEndpoint={"serviceName": ["reviews", "ratings"][index % 2]},
+            tags={
+                "component": "proxy",
+                "node_id": NODES[index % 3],
+                "http.url": f"http://ratings:9080/r/{index}",
+                "http.status_code": "200",
+                "guid:x-request-id": f"req-{index}",
+                "upstream_cluster": "outbound|9080|v1|ratings.default.svc.cluster.local",
+            },
+        )  # fmt: skip
+        for index in range(12)
+    ]
+    body = orjson.dumps(spans)
+    assembled = _count_column_assemblies(monkeypatch)
+    normaliser = _normaliser()
+    cold = normaliser.normalise_batch(read_json(body))
+    assert assembled == []  # new proxies: span by span, as they are learnt
+    warm = normaliser.normalise_batch(read_json(body))
+    assert sorted(assembled) == [2, 2, 2, 2, 2, 2]  # (node, service) pairs: 6 reporters of 2 spans
+    assert warm.records == cold.records
+    # The groups' order: reviews' spans (even), then ratings' (odd), each in the request's order.
+    assert [record.path for record in warm.records] == [f"/r/{index}" for index in [*range(0, 12, 2), *range(1, 12, 2)]]
+    assert read_json(body).columns is not None
+
+
+def test_a_large_request_reads_and_normalises_in_columns_as_through_otlp() -> None:
+    spans = [
+        _zipkin_proxy_span(
+            traceId=f"{index:032x}".replace("0", "a", 1),
+            id=f"{index + 1:016x}",
+            parentId=f"{index + 7:016X}",
+            duration=index * 997,
+            localEndpoint={"serviceName": f"service-{index % 5}"},
+            remoteEndpoint={"serviceName": "ratings", "ipv4": "10.244.0.15", "port": 9080},
+            tags={
+                "component": "proxy",
+                "node_id": NODES[index % 3],
+                "http.url": f"http://ratings:9080/r/{index}",
+                "http.status_code": ["200", "503"][index % 2],
+                "peer.address": "10.244.0.16:443",
+                "upstream_address": "-",
+                "response_size": str(index),
+                "guid:x-request-id": f"req-{index}",
+            },
+        )  # fmt: skip
+        for index in range(300)
+    ]
+    body = orjson.dumps(spans)
+    assert read_json(body).columns is not None
+    converted, read, exported_converted, exported_read = _both_zipkin(body)
+    assert read == converted and exported_read == exported_converted
+    assert len(read[1]) == 300
+
+
+@st.composite
+def otlp_proxy_requests(draw: Any) -> bytes:
+    """OTLP requests of proxy spans as the column assembly takes them (mostly): string tags, good ids."""
+    request = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(1, 3))):
+        resource = request.resource_spans.add()
+        service = draw(st.sampled_from(["", "reviews", "ratings"]))
+        if service:
+            resource.resource.attributes.append(_string("service.name", service))
+        scope = resource.scope_spans.add()
+        for _ in range(draw(st.integers(1, 8))):
+            start = draw(st.integers(1, 2**62))
+            span = scope.spans.add(
+                trace_id=draw(st.sampled_from([bytes.fromhex(TRACE), b"\x01" * 16, b"\x00" * 16 if draw(
+                    st.integers(0, 30)) == 0 else b"\x02" * 16])),
+                span_id=draw(st.sampled_from([b"\x01" * 8, b"\x02" * 8])),
+                start_time_unix_nano=start,
+                end_time_unix_nano=start + draw(st.integers(-1 if draw(st.integers(0, 30)) == 0 else 0, 10**10)),
+            )  # fmt: skip
+            span.attributes.append(_string("component", "proxy"))
+            span.attributes.append(_string("node_id", draw(st.sampled_from(NODES))))
+            for key, value in draw(st.dictionaries(record_keys, column_texts, max_size=5)).items():
+                span.attributes.append(_string(key, value))
+    return request.SerializeToString()
+
+
+@EXAMPLES
+@given(otlp_proxy_requests())
+def test_otlp_proxy_spans_in_columns_normalise_as_their_messages_do(body: bytes) -> None:
+    by_messages, by_bytes = _both_otlp(body)
+    assert by_bytes == by_messages
+
+
+def test_a_warm_otlp_request_of_proxy_spans_is_assembled_in_columns(monkeypatch: Any) -> None:
+    request = ExportTraceServiceRequest()
+    for service in ("reviews", "ratings"):
+        resource = request.resource_spans.add()
+        resource.resource.attributes.append(_string("service.name", service))
+        spans = resource.scope_spans.add().spans
+        for index in range(4):
+            span = spans.add(trace_id=bytes.fromhex(TRACE), span_id=bytes([index + 1]) * 8,
+                             start_time_unix_nano=10**18, end_time_unix_nano=10**18 + index * 10**6)  # fmt: skip
+            span.attributes.extend([_string("component", "proxy"), _string("node_id", NODES[index % 2]),
+                                    _string("http.url", f"http://ratings:9080/{service}/{index}")])  # fmt: skip
+    body = request.SerializeToString()
+    assembled = _count_column_assemblies(monkeypatch)
+    normaliser = _normaliser()
+    cold = normaliser.normalise_batch(decode_request(body))
+    assert assembled == []
+    warm = normaliser.normalise_batch(decode_request(body))
+    assert assembled == [2, 2, 2, 2]  # (node, service) pairs
+    assert warm.records == cold.records
+    assert [record.path for record in warm.records] == [f"/{service}/{index}" for service in ("reviews", "ratings")
+                                                         for index in range(4)]  # fmt: skip
+    assert [record.duration_ms for record in warm.records] == [0, 1, 2, 3, 0, 1, 2, 3]

@@ -14,16 +14,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from traceharness import CountingSink, RecordingExporter
+from traceharness import CountingSink, NormalisingIngest, RecordingExporter
 
-from telemetry.envoy.peers import PeerTable
 from telemetry.pipeline import Pipeline
 from telemetry.receivers.otlp.config import OtlpConfig, OtlpGrpcConfig, OtlpHttpConfig
 from telemetry.receivers.otlp.factory import create_receiver
 from telemetry.receivers.otlp.receiver import OtlpReceiver
-from telemetry.selfmetrics import SelfStats
-from telemetry.spans.normalize import SpanNormaliser
-from telemetry.traces import TraceIngest
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 NODE = "sidecar~10.244.0.11~productpage-v1-6b746f74dc-9stvs.default~default.svc.cluster.local"
@@ -39,18 +35,13 @@ class Collector:
 
 @pytest.fixture
 def collector() -> Iterator[Collector]:
-    stats = SelfStats()
-    sink = CountingSink()
-    pipeline = Pipeline([("count", sink)], stats, batch_timeout=0.01)
-    pipeline.start()
-    exporter = RecordingExporter()
-    ingest = TraceIngest(pipeline, stats, normalise=SpanNormaliser(PeerTable()), exporters=[("capture", exporter)])
+    harness = NormalisingIngest.start()
     config = OtlpConfig(grpc=OtlpGrpcConfig(endpoint="127.0.0.1:0"), http=OtlpHttpConfig(endpoint="127.0.0.1:0"))
-    receiver = create_receiver(config, ingest, stats)
+    receiver = create_receiver(config, harness.ingest, harness.stats)
     receiver.start()
-    yield Collector(receiver, pipeline, sink, exporter)
+    yield Collector(receiver, harness.pipeline, harness.sink, harness.exporter)
     receiver.shutdown()
-    pipeline.shutdown(timeout=5)
+    harness.close()
 
 
 def proxy_request(status: str) -> ExportTraceServiceRequest:

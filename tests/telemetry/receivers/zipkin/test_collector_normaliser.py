@@ -4,18 +4,16 @@ being made OTLP, and an exporter still gets the ResourceSpans the converter make
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import orjson
-from traceharness import CountingSink, RecordingExporter
+from traceharness import CountingSink, NormalisingIngest, RecordingExporter
 
-from telemetry.envoy.peers import PeerTable
 from telemetry.pipeline import Pipeline
 from telemetry.receivers.zipkin.config import ZipkinConfig
 from telemetry.receivers.zipkin.factory import create_receiver
-from telemetry.selfmetrics import SelfStats
 from telemetry.spans.from_zipkin import resource_spans_from_json
-from telemetry.spans.normalize import SpanNormaliser
-from telemetry.traces import TraceIngest
 
 NODE = "sidecar~10.244.0.11~productpage-v1-6b746f74dc-9stvs.default~default.svc.cluster.local"
 SPAN = {
@@ -29,6 +27,19 @@ SPAN = {
 }  # fmt: skip
 
 
+@contextmanager
+def _collector() -> Iterator[tuple[int, Pipeline, CountingSink, RecordingExporter]]:
+    """A Zipkin receiver over the collector's normaliser, a pipeline counting Records and an exporter."""
+    harness = NormalisingIngest.start()
+    receiver = create_receiver(ZipkinConfig(endpoint="127.0.0.1:0"), harness.ingest, harness.stats)
+    receiver.start()
+    try:
+        yield receiver.port, harness.pipeline, harness.sink, harness.exporter
+    finally:
+        receiver.shutdown()
+        harness.close()
+
+
 def post(port: int, body: bytes) -> int:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/v2/spans", data=body, headers={"Content-Type": "application/json"}
@@ -38,17 +49,9 @@ def post(port: int, body: bytes) -> int:
 
 
 def test_a_json_proxy_span_becomes_a_record_and_the_exporter_gets_what_the_converter_makes() -> None:
-    stats = SelfStats()
-    sink = CountingSink()
-    pipeline = Pipeline([("count", sink)], stats, batch_timeout=0.01)
-    pipeline.start()
-    exporters = [("capture", RecordingExporter())]
-    ingest = TraceIngest(pipeline, stats, normalise=SpanNormaliser(PeerTable()), exporters=exporters)
-    receiver = create_receiver(ZipkinConfig(endpoint="127.0.0.1:0"), ingest, stats)
-    receiver.start()
-    try:
+    with _collector() as (port, pipeline, sink, exporter):
         body = orjson.dumps([SPAN])
-        assert post(receiver.port, body) == 202
+        assert post(port, body) == 202
         assert pipeline.flush(timeout=10)
         (record,) = sink.records
         assert (record.source_workload, record.destination_service, record.response_code) == (
@@ -57,7 +60,22 @@ def test_a_json_proxy_span_becomes_a_record_and_the_exporter_gets_what_the_conve
             503,
         )
         assert (record.response_flags, record.duration_ms, record.trace_id) == ("UF,URX", 21, SPAN["traceId"])
-        assert exporters[0][1].requests == [[item.SerializeToString() for item in resource_spans_from_json(body)]]
-    finally:
-        receiver.shutdown()
-        pipeline.shutdown(timeout=5)
+        assert exporter.requests == [[item.SerializeToString() for item in resource_spans_from_json(body)]]
+
+
+def test_a_proxys_batch_posted_again_is_read_in_columns_into_the_same_records_and_exports() -> None:
+    # The second time the proxy is known: the request is read and assembled column by column.
+    spans = [
+        {**SPAN, "id": f"{index + 1:016x}", "remoteEndpoint": {"serviceName": "reviews", "ipv4": "10.244.0.14",
+         "port": 9080}, "tags": {**SPAN["tags"], "http.url": f"http://reviews:9080/reviews/{index}"}}  # type: ignore[dict-item]
+        for index in range(40)
+    ]  # fmt: skip
+    with _collector() as (port, pipeline, sink, exporter):
+        body = orjson.dumps(spans)
+        assert post(port, body) == 202 and post(port, body) == 202
+        assert pipeline.flush(timeout=10)
+        first, second = sink.records[:40], sink.records[40:]
+        assert second == first
+        assert [record.path for record in second] == [f"/reviews/{index}" for index in range(40)]
+        converted = [item.SerializeToString() for item in resource_spans_from_json(body)]
+        assert exporter.requests == [converted, converted]
