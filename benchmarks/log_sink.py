@@ -1,6 +1,7 @@
 """The Fluentd forward log sink: encoding cost, events/s to an acknowledging peer, and into the spool.
 
     .venv/bin/python benchmarks/log_sink.py [--events 400000] [--parts encoding,delivery,helper,spool,end-to-end]
+        [--lines 200000] [--files 4] [--modes 0-off,0-thread,0-helper,2-off,2-thread,2-helper]
 
 1. encoding: µs per Record, ``record_event`` + ``msgpack.packb`` against the sink's EntryEncoder;
 2. delivery: the sink fed in the pipeline's batches (8192 Records) as fast as it takes them, to a
@@ -9,9 +10,12 @@
    (ForwardSink) and through the helper process (ProcessForwardSink), with CPU per event on each side;
 3. spool: the same with nothing listening (every chunk goes to the on-disk spool), then the replay of
    that spool once the peer is up;
-4. end to end: the collector (in this process) tailing a file of access-log lines, with the forward
-   sink off, on in-process and on with its helper process, lines/s from start to the last line counted
-   (and, when on, acknowledged), and the CPU time of the collector's process per line;
+4. end to end: a collector (in this process) tailing ``--files`` files of access-log lines (``--lines`` in
+   all), in each of ``--modes``: parsing workers 0 (parsing in the collector's process) or 2, the forward
+   sink off, on in the collector's process (``thread``) or on with its helper process (``helper``). The
+   files appear (one rename) once the collector, its workers and its helper are up and idle; lines/s is
+   from then to the last line counted (and, with the sink, acknowledged), with the CPU time per line of
+   the collector's process, the workers and the helper;
 and the peak RSS of the process. Figures are printed, never asserted.
 """
 
@@ -45,6 +49,7 @@ from telemetry.selfmetrics import SelfStats  # noqa: E402
 
 PIPELINE_BATCH = 8192
 PARTS = ("encoding", "delivery", "helper", "spool", "end-to-end")
+MODES = ("0-off", "0-thread", "0-helper", "2-off", "2-thread", "2-helper")
 TEMPLATE = (
     '[2024-05-04T17:22:59.{ms:03d}Z] "GET /items/{n} HTTP/1.1" 200 - via_upstream - "-" 0 {size} 12 11 "-" '
     '"python-requests/2.31.0" "{n:08x}-1b2c-4d5e-8f90-a1b2c3d4e5f6" "shop.example.com" "10.244.{a}.9:9080" '
@@ -52,12 +57,13 @@ TEMPLATE = (
 )
 
 
+def line(n: int) -> str:
+    return TEMPLATE.format(ms=n % 1000, n=n, size=100 + n % 5000, a=n % 7, port=20000 + n % 40000)
+
+
 def records(count: int) -> list[Record]:
     parser = make_parser("auto", Workload("productpage-v1", "shop", "productpage", "v1"), PeerTable())
-    return [
-        parser.parse(TEMPLATE.format(ms=n % 1000, n=n, size=100 + n % 5000, a=n % 7, port=20000 + n % 40000))
-        for n in range(count)
-    ]
+    return [parser.parse(line(n)) for n in range(count)]
 
 
 def rss_mib() -> float:
@@ -198,21 +204,28 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def end_to_end(lines: int, workdir: Path) -> None:
+def end_to_end(lines: int, files: int, workdir: Path, modes: list[tuple[int, bool, bool]]) -> None:
+    """Each mode (parse workers, sink on, helper process) in a fresh collector: the files appear (one rename)
+    once it is up and its workers and helper are idle; lines/s from then to every line counted (and, with
+    the sink, acknowledged)."""
     from telemetry.collector import Collector
     from telemetry.config import Config
     from telemetry.confload import load
 
-    logfile = workdir / "access.log"
-    with open(logfile, "w") as handle:
-        for n in range(lines):
-            handle.write(TEMPLATE.format(ms=n % 1000, n=n, size=100 + n % 5000, a=n % 7, port=20000 + n % 40000) + "\n")
+    staging, watched = workdir / "staging", workdir / "logs"
+    staging.mkdir()
+    per_file = lines // files
+    for index in range(files):
+        with open(staging / f"access-{index}.log", "w") as handle:
+            handle.writelines(line(n) + "\n" for n in range(index * per_file, (index + 1) * per_file))
+    lines = per_file * files
     with forward_peer() as port:
-        for forward, helper in ((False, False), (True, False), (True, True)):
+        for run, (workers, forward, helper) in enumerate(modes):
             data = {
-                "receivers": {"filelog": {"include": [str(logfile)], "poll_interval": 0.05,
-                                          "checkpoint_file": str(workdir / f"checkpoint-{forward}-{helper}.json"),
-                                          "workloads": [{"glob": str(logfile), "workload": "productpage-v1",
+                "receivers": {"filelog": {"include": [str(watched / "*.log")], "poll_interval": 0.05,
+                                          "workers": workers,
+                                          "checkpoint_file": str(workdir / f"checkpoint-{run}.json"),
+                                          "workloads": [{"glob": str(watched / "*.log"), "workload": "productpage-v1",
                                                          "namespace": "shop"}]},
                               "als": {"enabled": False}, "otlp": {"grpc": {"enabled": False},
                                                                   "http": {"enabled": False}},
@@ -220,35 +233,72 @@ def end_to_end(lines: int, workdir: Path) -> None:
                 "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"},
                               "fluentforward": {"enabled": forward, "endpoint": f"127.0.0.1:{port}",
                                                 "helper_process": helper,
-                                                "spool": {"directory": str(workdir / "spool")}}},
+                                                "spool": {"directory": str(workdir / f"spool-{run}")}}},
                 "graph": {"enabled": False},
             }  # fmt: skip
             collector = Collector(load(Config, data))
             stats = collector.stats
-            started, cpu = time.perf_counter(), time.process_time()
             collector.start()
+            receiver = collector.receiver("filelog")
+            helper_pid = next(
+                (sink.helper_pid for sink in collector._durable_sinks if hasattr(sink, "helper_pid")), None
+            )
+            pids = {"worker": [], "helper": [helper_pid] if helper_pid else []}
+            settle(workers, pids, receiver)
+            before = {role: sum(map(process_cpu, found)) for role, found in pids.items()}
+            started, cpu = time.perf_counter(), time.process_time()
+            os.rename(staging, watched)
+            deadline = time.monotonic() + 120
             while stats.total_received() < lines:
-                time.sleep(0.005)
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"only {stats.total_received():,} of {lines:,} lines in 120 s: {stats.dropped}")
+                time.sleep(0.002)
             assert collector.pipeline.flush(120)  # every sink done: with the forward sink, all acknowledged
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            helper = next((sink.helper_pid for sink in collector._durable_sinks if hasattr(sink, "helper_pid")), None)
-            helper_cpu = f", helper process {process_cpu(helper) / lines * 1e6:.2f} µs CPU/line" if helper else ""
+            used = {role: sum(map(process_cpu, found)) - before[role] for role, found in pids.items()}
+            acknowledged = stats.exported.get("fluentforward", 0)
             collector.shutdown()
+            os.rename(watched, staging)
             mode = "off" if not forward else "on, helper process" if helper else "on, in-process"
-            print(f"end to end, forward sink {mode:18s}: {lines / elapsed:10,.0f} lines/s "
-                  f"(collector process {cpu / lines * 1e6:.2f} µs CPU/line{helper_cpu})")  # fmt: skip
+            others = "".join(f", {role}s {seconds / lines * 1e6:.2f}" for role, seconds in used.items() if pids[role])
+            print(f"end to end, workers {workers}, forward sink {mode:18s}: {lines / elapsed:10,.0f} lines/s "
+                  f"(µs CPU/line: collector process {cpu / lines * 1e6:.2f}{others}"
+                  f"{f'; acknowledged {acknowledged:,}' if forward else ''})")  # fmt: skip
+
+
+def settle(workers: int, pids: dict[str, list[int]], receiver: object) -> None:
+    """Until the workers (and helper) have started and use no more CPU: their start is not measured."""
+    deadline = time.monotonic() + 30
+    last: list[float] = []
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        pids["worker"] = list(getattr(receiver, "worker_pids", list)())
+        used = [process_cpu(pid) for found in pids.values() for pid in found]
+        # The helper reports its counters ten times a second: idle is well under 10% of a core.
+        if len(pids["worker"]) == workers and len(last) == len(used):
+            if all(now - before < 0.025 for now, before in zip(used, last, strict=True)):
+                return
+        last = used
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=400_000)
     parser.add_argument("--distinct", type=int, default=50_000, help="distinct Records, fed over and over")
-    parser.add_argument("--lines", type=int, default=200_000, help="lines of the end-to-end file")
+    parser.add_argument("--lines", type=int, default=200_000, help="lines of the end-to-end files, in all")
+    parser.add_argument("--files", type=int, default=4, help="end-to-end files (one worker parses one file)")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="end-to-end modes: WORKERS-SINK, SINK one of off, thread, helper (e.g. 0-off,2-helper)",
+    )
     parser.add_argument("--parts", default=",".join(PARTS), help=f"which parts, comma separated: {','.join(PARTS)}")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     if not parts <= set(PARTS):
         parser.error(f"--parts: not parts: {', '.join(sorted(parts - set(PARTS)))}")
+    modes = [(int(mode.split("-")[0]), mode.split("-")[1] != "off", mode.split("-")[1] == "helper")
+             for mode in args.modes.split(",")]  # fmt: skip
     sample = records(args.distinct)
     print(f"{args.distinct:,} distinct Records built; peak RSS {rss_mib():.0f} MiB")
     if "encoding" in parts:
@@ -265,7 +315,7 @@ def main() -> None:
             print(f"peak RSS after spooling {rss_mib():.0f} MiB")
     if "end-to-end" in parts:
         with tempfile.TemporaryDirectory() as third:
-            end_to_end(args.lines, Path(third))
+            end_to_end(args.lines, args.files, Path(third), modes)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from telemetry.traces import SpanSink, TraceIngest, TraceSink
 
 if TYPE_CHECKING:
     from servicegraph.runtime import GraphRuntime
-    from telemetry.receivers.filelog.workers.outputs import WorkerOutputs
+    from telemetry.receivers.filelog.workers.outputs import EncodedOutput, WorkerOutputs
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Collector:
     receivers: list[tuple[str, Receiver]] = field(init=False, default_factory=list)
     # Sinks that keep Records on disk: a file-tailing checkpoint waits for them (see _sinks_durable).
     _durable_sinks: list[Sink] = field(init=False, default_factory=list)
+    _encoded: EncodedOutput | None = field(init=False, default=None)  # the sink parsing workers encode for
     _stopped: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -98,8 +99,10 @@ class Collector:
         if config.fluentforward.enabled:
             from telemetry.exporters.fluentforward.factory import NAME as FORWARD
             from telemetry.exporters.fluentforward.factory import create_sink as create_forward
+            from telemetry.exporters.fluentforward.factory import encoded_output
 
             forward = create_forward(config.fluentforward, self.stats)
+            self._encoded = encoded_output(config.fluentforward, forward)
             if self.metrics is not None:
                 self.metrics.registry.register(forward.metrics)
             if forward.durable or config.fluentforward.spool.enabled:  # on disk (or once its spool opens)
@@ -169,9 +172,10 @@ class Collector:
         return WorkerOutputs(
             metrics=istio,
             metrics_sinks=frozenset(self._sink_names) & METRICS_SINKS,
-            records=needs_of(self._sink_names),
+            records=needs_of(self._sink_names, self._encoded.sink if self._encoded else None),
             correlating=lambda: len(index) > 0,
             trace_id_of=index.trace_id_of,
+            encoded=self._encoded,
         )
 
     def receiver(self, name: str) -> Receiver | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from telemetry.exporters.fluentforward.config import FluentForwardConfig
 from telemetry.exporters.fluentforward.process import ProcessForwardSink
 from telemetry.exporters.fluentforward.sink import NAME, ForwardSink
+from telemetry.receivers.filelog.workers.outputs import EncodedOutput
 from telemetry.selfmetrics import SelfStats
 
-__all__ = ["NAME", "create_sink"]
+__all__ = ["NAME", "create_sink", "encoded_output"]
 
 
 def create_sink(config: FluentForwardConfig, stats: SelfStats) -> ForwardSink | ProcessForwardSink:
@@ -16,3 +17,8 @@ def create_sink(config: FluentForwardConfig, stats: SelfStats) -> ForwardSink | 
     if config.helper_process:
         return ProcessForwardSink(config, stats)
     return ForwardSink(config, stats)
+
+
+def encoded_output(config: FluentForwardConfig, sink: ForwardSink | ProcessForwardSink) -> EncodedOutput:
+    """What file tailing's parsing workers need to encode the sink's events themselves (and where they go)."""
+    return EncodedOutput(NAME, config.tag, config.include_original, sink.consume)

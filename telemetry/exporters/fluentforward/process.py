@@ -5,6 +5,9 @@ from parsing (one GIL). Here the collector only packs each batch of Records into
 (encoder.py: the batch's distinct peer-pair identities once, then per Record an index and the fields
 after the identity; ~0.9 µs a Record), and a helper process runs the in-thread sink (sink.py: encoding,
 chunks, acknowledgements, spool) on the other core, encoding straight from the unpacked tuples.
+Events that file tailing's parsing workers encoded already (an EncodedBatch) travel as one small message
+naming each segment's tag and entry ends, followed by each segment's entries as a frame of its own
+(nothing copies them on the way); the helper only chunks, sends and spools those.
 
 The order of the pipe is what keeps ``flush`` exact: a flush request follows the Records consumed
 before it, and the helper answers after its own ``flush`` (everything acknowledged or in the fsynced
@@ -46,7 +49,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from telemetry.exporters.fluentforward.config import FluentForwardConfig
-from telemetry.exporters.fluentforward.encoder import RowBatch
+from telemetry.exporters.fluentforward.encoder import EncodedBatch, RowBatch, Segment
 from telemetry.exporters.fluentforward.sink import COUNTERS, DEPENDENCY, NAME, STAGE, ForwardSink, metric_families
 from telemetry.exporters.sender import SenderState
 from telemetry.model import Record
@@ -55,7 +58,7 @@ from telemetry.selfmetrics import SelfStats
 
 log = logging.getLogger(__name__)
 
-RECORDS, FLUSH, STATUS, STOP = b"R", b"F", b"S", b"X"
+RECORDS, ENCODED, FLUSH, STATUS, STOP = b"R", b"E", b"F", b"S", b"X"
 FEED_RECORDS = 2048  # Records per pipe message
 STATUS_INTERVAL = 0.1  # s between reports; what the collector holds for a resend is ~this long of events
 ROOM_WAIT = 1.0  # s between the helper's looks at its sender and its parent while its queue is full
@@ -120,8 +123,16 @@ def helper_main(connection: Connection, config: FluentForwardConfig, lock_wait: 
             except (EOFError, OSError):
                 break  # the collector is gone or shutting down
             kind, body = bytes(message[:1]), message[1:]
-            if kind == RECORDS:
-                records = RowBatch.from_pipe(msgpack.unpackb(body, use_list=False))
+            if kind in (RECORDS, ENCODED):
+                unpacked = msgpack.unpackb(body, use_list=False)
+                if kind == RECORDS:
+                    records: RowBatch | EncodedBatch = RowBatch.from_pipe(unpacked)
+                else:  # each segment's entries follow as a frame of its own
+                    try:
+                        segments = [(tag, connection.recv_bytes(), ends) for tag, ends in unpacked]
+                    except (EOFError, OSError):
+                        break  # the collector is gone; what it sent whole is handled below
+                    records = EncodedBatch.from_pipe(segments)
                 received += len(records)
                 # Fluentd is slow or away: the pipe fills and the collector's queue takes the wait.
                 while not sink.wait_for_room(len(records), ROOM_WAIT):
@@ -169,7 +180,7 @@ class _FlushRequest:
         self.answered.set()
 
 
-Item = list[Record] | _FlushRequest
+Item = list[Record] | EncodedBatch | _FlushRequest
 _RESTART = _FlushRequest(0, 0.0)  # what ``_take`` returns when the helper is gone
 
 
@@ -219,7 +230,7 @@ class ProcessForwardSink:
         self._config = config
         self._stats = stats
         self._context = multiprocessing.get_context("spawn")
-        self._queue: deque[Sequence[Record] | _FlushRequest] = deque()
+        self._queue: deque[Sequence[Record] | EncodedBatch | _FlushRequest] = deque()
         self._queued = 0
         self._sending = 0
         self._state = SenderState()  # its flush goes through the helper, so only cond and the flags are used
@@ -387,7 +398,8 @@ class ProcessForwardSink:
 
     # -- the pipeline's side -----------------------------------------------------------------------------
 
-    def consume(self, batch: Sequence[Record]) -> None:
+    def consume(self, batch: Sequence[Record] | EncodedBatch) -> None:
+        """Records from the pipeline, or events encoded already by file tailing's parsing workers."""
         count = len(batch)
         if not count:
             return
@@ -405,7 +417,7 @@ class ProcessForwardSink:
 
     def _drop_oldest(self, count: int) -> None:
         self._queued -= count
-        kept: deque[Sequence[Record] | _FlushRequest] = deque()
+        kept: deque[Sequence[Record] | EncodedBatch | _FlushRequest] = deque()
         while count:
             item = self._queue.popleft()
             if isinstance(item, _FlushRequest):
@@ -475,10 +487,12 @@ class ProcessForwardSink:
             if isinstance(head, _FlushRequest):
                 self._queue.popleft()
                 return head
+            if isinstance(head, EncodedBatch):
+                return self._take_encoded()
             records: list[Record] = []
             while self._queue and len(records) < FEED_RECORDS:
                 item = self._queue[0]
-                if isinstance(item, _FlushRequest):
+                if isinstance(item, (_FlushRequest, EncodedBatch)):
                     break
                 want = FEED_RECORDS - len(records)
                 if len(item) <= want:
@@ -490,6 +504,22 @@ class ProcessForwardSink:
             self._queued -= len(records)
             self._sending = len(records)
             return records
+
+    def _take_encoded(self) -> EncodedBatch:
+        """Encoded batches from the head of the queue, joined into one pipe message of up to about
+        ``FEED_RECORDS`` events (whole batches: their segments are not copied)."""
+        segments: list[Segment] = []
+        count = 0
+        while self._queue:
+            item = self._queue[0]
+            if not isinstance(item, EncodedBatch) or (count and count + len(item) > FEED_RECORDS):
+                break
+            self._queue.popleft()
+            segments.extend(item.segments)
+            count += len(item)
+        self._queued -= count
+        self._sending = count
+        return EncodedBatch(segments)
 
     def _feed(self) -> None:
         pack = msgpack.Packer().pack
@@ -507,6 +537,9 @@ class ProcessForwardSink:
                     self._send(
                         helper, item, FLUSH + pack([item.token, max(0.0, item.deadline - time.monotonic() - 0.1)])
                     )
+                elif isinstance(item, EncodedBatch):
+                    frames = [entries for _, entries, _ in item.segments]
+                    self._send(helper, item, ENCODED + pack(item.heads()), frames)
                 else:
                     self._send(helper, item, RECORDS + pack(RowBatch.of(item).pipe_form()))
             except Exception:
@@ -517,13 +550,15 @@ class ProcessForwardSink:
                 with self._cond:
                     self._sending = 0
 
-    def _send(self, helper: _Helper, item: Item, message: bytes) -> None:
+    def _send(self, helper: _Helper, item: Item, message: bytes, frames: Sequence[bytes] = ()) -> None:
         with self._cond:
             if not isinstance(item, _FlushRequest):
                 helper.sent += len(item)
             helper.inflight.append((helper.sent, item))
         try:
             helper.connection.send_bytes(message)
+            for frame in frames:
+                helper.connection.send_bytes(frame)
         except OSError:
             # The helper died (or shutdown ended the pipe): the item stays in flight for the next helper.
             with self._cond:

@@ -44,7 +44,7 @@ from prometheus_client.registry import Collector
 
 from telemetry.exporters.export_queue import backoff_delay
 from telemetry.exporters.fluentforward.config import FluentForwardConfig
-from telemetry.exporters.fluentforward.encoder import EntryEncoder, Pieces, RowBatch, joined
+from telemetry.exporters.fluentforward.encoder import EncodedBatch, EntryEncoder, Pieces, RowBatch, add_segments, joined
 from telemetry.exporters.fluentforward.spool import Chunk, Spool
 from telemetry.exporters.fluentforward.transport import ForwardConnection, ForwardError
 from telemetry.exporters.log_event import now_timestamp
@@ -71,7 +71,7 @@ METRICS: tuple[tuple[str, type[CounterMetricFamily] | type[GaugeMetricFamily], s
     ("spool_events", GaugeMetricFamily, "meshscope_fluentforward_spool_events", "Events in the spool waiting for Fluentd."),
     ("spool_bytes", GaugeMetricFamily, "meshscope_fluentforward_spool_bytes", "Size of the spool's segment files."),
 )  # fmt: skip
-Batch = Sequence[Record] | RowBatch
+Batch = Sequence[Record] | RowBatch | EncodedBatch
 COUNTERS = tuple(key for key, family, _, _ in METRICS if family is CounterMetricFamily)
 
 
@@ -188,7 +188,8 @@ class ForwardSink:
         }
 
     def consume(self, batch: Batch) -> None:
-        """Records as the pipeline hands them over, or as the helper process receives them (RowBatch)."""
+        """Records as the pipeline hands them over, as the helper process receives them (RowBatch), or
+        encoded already by file tailing's parsing workers (EncodedBatch)."""
         count = len(batch)
         if not count:
             return
@@ -395,7 +396,9 @@ class ForwardSink:
         fallback, now = now_timestamp(), divmod(time.time_ns(), 1_000_000_000)
         pieces: Pieces = {}
         for batch in batches:
-            if isinstance(batch, RowBatch):
+            if isinstance(batch, EncodedBatch):
+                add_segments(pieces, batch)
+            elif isinstance(batch, RowBatch):
                 self._encoder.encode_batch(batch, fallback, now, pieces)
             else:
                 self._encoder.encode_pieces(batch, fallback, now, pieces)

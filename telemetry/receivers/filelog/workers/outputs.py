@@ -3,6 +3,7 @@
 - ``metrics``: the IstioMetrics the workers' totals are merged into (the Prometheus sink's, or the graph's
   own when Prometheus is off), and ``metrics_sinks``, the pipeline sinks that aggregate into it: Records
   sent back bypass those, since their totals already arrived.
+- ``encoded``: a sink the workers encode events for (the Fluentd forward sink), which then needs no Records.
 - ``records``: which Records the other sinks need. ``"all"`` when any sink needs every Record (the log
   sinks: Fluentd, Elasticsearch; any sink the collector does not know); ``"traces"`` when the only other
   sink is the recent-traces index, which looks at client-side (or caller-unknown) Records that failed or
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Literal
+from typing import Any, Literal
 
 from telemetry.exporters.prometheus.istio_metrics import IstioMetrics
 from telemetry.model import RECORD_FIELDS, UNKNOWN, Record
@@ -35,22 +36,37 @@ def _unknown(request_id: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class EncodedOutput:
+    """A sink that takes its events encoded by the workers (the Fluentd forward sink): they encode each
+    chunk's Records with its tag template (and the raw line when ``include_original``) and the collector
+    hands the result (an ``EncodedBatch``) to ``consume``, so the sink neither gets nor encodes Records.
+    Records whose trace id the collector may fill in from its request-id index go the usual way."""
+
+    sink: str
+    tag: str
+    include_original: bool
+    consume: Callable[[Any], None]
+
+
 @dataclass
 class WorkerOutputs:
     metrics: IstioMetrics | None = None
     metrics_sinks: frozenset[str] = frozenset()
-    records: RecordNeeds = "all"
+    records: RecordNeeds = "all"  # what the sinks other than the metrics ones and ``encoded`` need
     correlating: Callable[[], bool] = field(default=_never)  # True while the request-id index is in use
     trace_id_of: Callable[[str], str | None] = field(default=_unknown)  # the request-id index's lookup
+    encoded: EncodedOutput | None = None
 
     @property
     def aggregate(self) -> bool:
         return self.metrics is not None
 
 
-def needs_of(sink_names: Sequence[str]) -> RecordNeeds:
-    """``"traces"`` when every sink besides the metrics ones is the recent-traces index, else ``"all"``."""
-    others = set(sink_names) - METRICS_SINKS - {TRACES_SINK}
+def needs_of(sink_names: Sequence[str], encoded: str | None = None) -> RecordNeeds:
+    """``"traces"`` when every sink besides the metrics ones (and the one ``encoded`` for) is the
+    recent-traces index, else ``"all"``."""
+    others = set(sink_names) - METRICS_SINKS - {TRACES_SINK, encoded}
     return "all" if others else "traces"
 
 
@@ -94,6 +110,16 @@ def for_recent_traces(records: Sequence[Record], correlating: bool) -> list[tupl
         elif correlating and record[_REQUEST_ID]:
             append(compact(record))
     return kept
+
+
+def to_fill(records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
+    """(Records the collector may give a trace id by their request id, the others), each in order: while
+    the request-id index is in use, the first kind goes to every sink as Records, to be filled in first."""
+    fill: list[Record] = []
+    rest: list[Record] = []
+    for record in records:
+        (fill if not record[_TRACE_ID] and record[_REQUEST_ID] else rest).append(record)
+    return fill, rest
 
 
 def from_compact(values: Sequence[object], trace_id: str) -> Record:

@@ -8,10 +8,11 @@ it is known (by device + inode), so a file renamed to another watched name is no
 
 One reader thread per worker applies its batches, in order, whole or not at all: peers learned, Records
 into the pipeline (waiting for room: tailing falls behind rather than losing lines), metric totals merged
-into the collector's IstioMetrics, self-metrics, dead-letter samples, and the files' marks. The checkpoint
-is made of those marks only, so it stops exactly after the last accepted batch. A batch the pipeline
-refuses (it is shutting down) leaves the worker ahead of what was accepted: the worker is replaced by one
-started from the accepted marks, which reads the refused lines again.
+into the collector's IstioMetrics, the forward sink's encoded events handed to it (directly, before the
+marks, so a checkpoint's flush of the sink covers them), self-metrics, dead-letter samples, and the files'
+marks. The checkpoint is made of those marks only, so it stops exactly after the last accepted batch. A
+batch the pipeline refuses (it is shutting down) leaves the worker ahead of what was accepted: the worker
+is replaced by one started from the accepted marks, which reads the refused lines again.
 
 A worker that dies is restarted from the accepted marks of its files and counted in
 ``meshscope_restarts_total{component="filelog_worker"}``; a file it had opened but not yet reported is
@@ -37,6 +38,7 @@ from typing import Any
 from telemetry.deadletter import DeadLetter
 from telemetry.envoy.parser import make_parser
 from telemetry.envoy.peers import PeerTable
+from telemetry.exporters.fluentforward.encoder import EncodedBatch
 from telemetry.model import RECORD_FIELDS, Record, Workload
 from telemetry.pipeline import Pipeline
 from telemetry.receivers.filelog.checkpoint import CheckpointFile, FileMark
@@ -81,6 +83,7 @@ def restart_delay(failures: int) -> float:
 
 _new = tuple.__new__
 COMPACT_REQUEST_ID = COMPACT_FIELDS.index("request_id")
+ENCODED_AT = 11  # where a batch message has its encoded segments' (tag, ends)
 
 Key = tuple[int, int]
 
@@ -89,6 +92,15 @@ def owner_of(path: str, workers: int) -> int:
     """A worker for a path, stable across processes and restarts (unlike ``hash``): for checkpointed files
     and to break ties between equally loaded workers."""
     return zlib.crc32(path.encode("utf-8", "surrogateescape")) % workers
+
+
+def with_entries(message: tuple[Any, ...], conn: Connection) -> tuple[Any, ...]:
+    """A batch with its encoded segments whole: their entries follow the message, one frame each."""
+    heads = message[ENCODED_AT]
+    if not heads:
+        return message
+    segments = [(tag, conn.recv_bytes(), ends) for tag, ends in heads]
+    return (*message[:ENCODED_AT], segments, *message[ENCODED_AT + 1 :])
 
 
 class _Slot:
@@ -128,6 +140,9 @@ class ParallelFileLogReceiver:
         self._dead_letter = dead_letter
         self._keep_original = keep_original
         self._outputs = outputs or WorkerOutputs()
+        # The sinks the Records sent back bypass: the metrics ones got totals, an encoded one its events.
+        encoded = self._outputs.encoded
+        self._skip = self._outputs.metrics_sinks | ({encoded.sink} if encoded is not None else set())
         # A format string that does not compile fails here, at startup, not in a worker.
         make_parser(config.format, Workload(), peers)
         self._count = workers if workers is not None else config.worker_count()
@@ -278,6 +293,7 @@ class ParallelFileLogReceiver:
             dead_letter_budget=max(0, dead_letter.max_lines - dead_letter.written) if dead_letter else 0,
             parent_pid=os.getpid(),
             manual=self._manual,
+            encode=(encoded.tag, encoded.include_original) if (encoded := self._outputs.encoded) else None,
         )
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(
@@ -411,9 +427,11 @@ class ParallelFileLogReceiver:
             while True:
                 try:
                     message = decode(conn.recv_bytes())
+                    kind = message[0]
+                    if kind == BATCH:
+                        message = with_entries(message, conn)
                 except (EOFError, OSError):
                     return
-                kind = message[0]
                 if kind == BATCH:
                     if slot.diverged:
                         continue  # the worker is being replaced; its later batches are read again by the next
@@ -438,10 +456,15 @@ class ParallelFileLogReceiver:
                 self._cond.notify_all()
 
     def _accept(self, slot: _Slot, message: tuple[Any, ...]) -> bool:
-        """Apply one batch whole; False when the pipeline refused its Records (nothing applied)."""
-        _, parsed, requests, tcp, shipped, errors, drops, dead, learned, marks, closed = message
+        """Apply one batch whole; False when the pipeline refused its Records (nothing applied, but for the
+        Records to be filled in when those went first: they are read again, at least once)."""
+        _, parsed, requests, tcp, shipped, errors, drops, dead, learned, marks, closed, encoded, filled = message
         for ip, values in learned:
             self._peers.learn(ip, workload_of(values))
+        # Records the request-id index may give a trace id: every sink but the metrics ones gets them.
+        fill = [_new(Record, values) for values in filled]
+        if fill and not self._hand_on(fill, self._outputs.metrics_sinks):
+            return False
         records: list[Record] = []
         if shipped:
             whole = len(RECORD_FIELDS)
@@ -451,14 +474,17 @@ class ParallelFileLogReceiver:
                     records.append(_new(Record, values))
                 elif trace_id := trace_id_of(values[COMPACT_REQUEST_ID]):
                     records.append(from_compact(values, trace_id))
-            if records and not self._hand_on(records):
+            if records and not self._hand_on(records, self._skip):
                 return False
+        output = self._outputs.encoded
+        if encoded and output is not None:
+            output.consume(EncodedBatch(encoded))  # before the marks: a checkpoint's flush covers it
         metrics = self._outputs.metrics
         if metrics is not None and (requests or tcp):
             metrics.merge(requests, tcp)
         stats = self._stats
-        if parsed > len(records):
-            stats.received(RECEIVER, parsed - len(records))  # the pipeline counts those handed to it
+        if parsed > len(records) + len(fill):
+            stats.received(RECEIVER, parsed - len(records) - len(fill))  # the pipeline counts those handed to it
         for reason, number in errors:
             stats.parse_error(RECEIVER, reason, number)
         for stage, reason, number in drops:
@@ -474,15 +500,15 @@ class ParallelFileLogReceiver:
                 slot.marks.pop(tuple(key), None)  # type: ignore[arg-type]
         return True
 
-    def _hand_on(self, records: list[Record]) -> bool:
-        """Into the pipeline, waiting for room; once stopping, refused when there is none."""
+    def _hand_on(self, records: list[Record], skip: frozenset[str]) -> bool:
+        """Into the pipeline (bypassing the sinks ``skip`` names), waiting for room; once stopping, refused
+        when there is none."""
         pipeline = self._pipeline
         number = len(records)
         while not pipeline.wait_for_room(number, SUBMIT_WAIT_SLICE):
             if self._stop.is_set():
                 return False
         wait = 0.0 if self._stop.is_set() else None
-        skip = self._outputs.metrics_sinks
         if skip:
             return pipeline.submit(records, RECEIVER, wait=wait, skip=skip)
         return pipeline.submit(records, RECEIVER, wait=wait)

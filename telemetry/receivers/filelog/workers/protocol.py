@@ -5,7 +5,10 @@ identity fields) as references; both ends are this program, so its lack of valid
 
 Worker -> collector:
     (BATCH, records_parsed, request_series, tcp_series, record_tuples, parse_errors, drops, dead_letters,
-     learned_peers, marks, closed_keys)
+     learned_peers, marks, closed_keys, encoded_heads, fill_tuples)
+      encoded_heads: (tag, entry ends) of the forward sink's encoded segments, whose entries follow the
+      message as raw frames (``send_bytes``), one per segment; fill_tuples: Records the collector may give a
+      trace id by their request id, for every sink but the metrics ones
     (SYNCED, token, more)
 Collector -> worker:
     (ACK,)  one per batch accepted: a worker has at most ``CREDITS`` batches unanswered

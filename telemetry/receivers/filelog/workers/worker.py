@@ -18,11 +18,15 @@ import os
 import queue
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from telemetry.envoy.peers import PeerTable
+from telemetry.exporters.fluentforward.encoder import EntryEncoder, Segment
+from telemetry.exporters.fluentforward.sink import STAGE as FORWARD_STAGE
+from telemetry.exporters.log_event import now_timestamp
 from telemetry.exporters.prometheus.istio_metrics import IstioMetrics
 from telemetry.model import Record, Workload
 from telemetry.pipeline import tune_gc
@@ -30,7 +34,7 @@ from telemetry.receivers.filelog.checkpoint import FileMark
 from telemetry.receivers.filelog.config import FileLogConfig
 from telemetry.receivers.filelog.receiver import MAX_CHUNKS_PER_POLL, FileLogReceiver
 from telemetry.receivers.filelog.tailer import TailedFile
-from telemetry.receivers.filelog.workers.outputs import RecordNeeds, for_recent_traces
+from telemetry.receivers.filelog.workers.outputs import RecordNeeds, for_recent_traces, to_fill
 from telemetry.receivers.filelog.workers.protocol import (
     ACK,
     BATCH,
@@ -73,6 +77,7 @@ class WorkerSettings:
     dead_letter_budget: int
     parent_pid: int
     manual: bool = False  # poll only when asked (SYNC): the receiver's ``poll()`` drives it, as in tests
+    encode: tuple[str, bool] | None = None  # events for the forward sink: its (tag template, include_original)
 
 
 class _Stopped(Exception):
@@ -157,6 +162,9 @@ class Worker:
         self._credits = CREDITS
         self._parsed = 0
         self._ship: list[tuple[Any, ...]] = []
+        self._fill: list[tuple[Any, ...]] = []  # Records the collector may give a trace id, for every sink
+        self._encoded: list[Segment] = []
+        self._encoder = EntryEncoder(*settings.encode) if settings.encode is not None else None
         self._pending = False
         self._sent_marks: dict[tuple[int, int], MarkTuple] = {}
         self._syncs: list[int] = []
@@ -251,11 +259,28 @@ class Worker:
         self._parsed += len(records)
         if self._metrics is not None:
             self._metrics.consume(records)
+        if self._encoder is not None:
+            records = self._encode(records)
         if self._metrics is None or self._needs == "all":
             self._ship.extend(map(tuple, records))  # marshal takes plain tuples only (not the NamedTuple)
         else:
             self._ship.extend(for_recent_traces(records, self._correlating))
         return True
+
+    def _encode(self, records: list[Record]) -> list[Record]:
+        """The forward sink's events of the Records; returns those that still go to the collector's other
+        sinks only (all but the ones set aside for its request-id index, which go to every sink)."""
+        assert self._encoder is not None
+        if self._correlating:
+            fill, records = to_fill(records)
+            self._fill.extend(map(tuple, fill))
+        if records:
+            now = divmod(time.time_ns(), 1_000_000_000)
+            self._encoded.extend(self._encoder.encode_segments(records, now_timestamp(), now))
+            skipped, self._encoder.unencodable = self._encoder.unencodable, 0
+            if skipped:
+                self.stats.drop(FORWARD_STAGE, "unencodable", skipped)
+        return records
 
     def chunk_done(self) -> None:
         if self._pending:
@@ -300,22 +325,29 @@ class Worker:
             self.peers.learned,
             changed,
             closed,
+            [(tag, ends) for tag, _, ends in self._encoded],
+            self._fill,
         )
         while self._credits <= 0:
             self._control(None)
         self._control(0.0)  # a STOP waiting is obeyed before sending more
-        self._send(message)
+        # The entries follow as frames of their own: marshal would copy each one (several times as it grows).
+        self._send(message, [entries for _, entries, _ in self._encoded])
         self._credits -= 1
         self._sent_marks = marks
         self._parsed = 0
         self._ship = []
+        self._encoded = []
+        self._fill = []
         self._pending = False
         self.dead_letter.samples = []
         self.peers.learned = []
 
-    def _send(self, message: tuple[Any, ...]) -> None:
+    def _send(self, message: tuple[Any, ...], frames: list[bytes] | None = None) -> None:
         try:
             self._conn.send_bytes(encode(message))
+            for frame in frames or ():
+                self._conn.send_bytes(frame)
         except (OSError, ValueError):
             raise _Stopped from None
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from telemetry.envoy.parser import ParseError, make_parser
 from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.fluentforward import encoder as encoder_module
-from telemetry.exporters.fluentforward.encoder import EntryEncoder, RowBatch, joined, parse_event_time
+from telemetry.exporters.fluentforward.encoder import EncodedBatch, EntryEncoder, RowBatch, joined, parse_event_time
 from telemetry.exporters.log_event import record_event, reporter_namespace
 from telemetry.model import IDENTITY_FIELDS, Record, Workload
 
@@ -256,6 +256,43 @@ def test_the_caches_stay_within_their_bound_and_the_events_stay_right(monkeypatc
             repr(sorted(record_event(record, FALLBACK).items())) for record in records
         )
     caches = (encoder._identities, encoder._tags, encoder._shapes, encoder._destinations, encoder._heads,
-              encoder._ports, encoder._hosts)  # fmt: skip
+              encoder._hosts)  # fmt: skip
     for cache in caches:
         assert 0 < len(cache) <= 8
+
+
+def segments_decoded(batch: EncodedBatch) -> list[tuple[str, object, dict]]:  # type: ignore[type-arg]
+    return decode(
+        {f"{index}:{tag}": (entries, len(ends) // 4) for index, (tag, entries, ends) in enumerate(batch.segments)}
+    )
+
+
+def test_encoded_segments_hold_the_same_entries_as_encoding_the_records_and_slice_at_any_event() -> None:
+    records = golden_records(include_original=True)
+    records += [record._replace(source_namespace="other", reporter="source") for record in records[:40]]
+    tag = "meshscope.access.{namespace}"
+    whole = EncodedBatch(EntryEncoder(tag, True).encode_segments(records, FALLBACK, NOW))
+    expected = EntryEncoder(tag, True).encode(records, FALLBACK, NOW)
+    assert len(whole) == len(records) and len(whole.segments) == len(expected) >= 2
+    assert {tag: (entries, len(ends) // 4) for tag, entries, ends in whole.segments} == expected
+    events = [(tag.partition(":")[2], when, event) for tag, when, event in segments_decoded(whole)]
+    for start, stop in ((0, len(records)), (0, 1), (3, 17), (len(records) - 45, len(records) - 5), (5, 5)):
+        part = whole[start:stop]
+        assert len(part) == stop - start
+        decoded = [(tag.partition(":")[2], when, event) for tag, when, event in segments_decoded(part)]
+        assert decoded == events[start:stop]
+        heads = msgpack.unpackb(msgpack.packb(part.heads()), use_list=False)
+        frames = [entries for _, entries, _ in part.segments]
+        piped = EncodedBatch.from_pipe(
+            [(tag, entries, ends) for (tag, ends), entries in zip(heads, frames, strict=True)]
+        )
+        assert piped.segments == part.segments
+
+
+def test_an_encoded_batch_from_the_pipe_must_have_ends_that_match_its_entries() -> None:
+    (segment,) = EntryEncoder("t").encode_segments(golden_records(False)[:3], FALLBACK, NOW)
+    tag, entries, ends = segment
+    assert len(EncodedBatch.from_pipe([[tag, entries, ends]])) == 3
+    for bad in ([[tag, entries[:-1], ends]], [[tag, entries, ends[:-1]]], [[tag, entries]], [[1, entries, ends]], "x"):
+        with pytest.raises(ValueError):
+            EncodedBatch.from_pipe(bad)

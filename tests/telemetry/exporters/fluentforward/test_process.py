@@ -11,13 +11,14 @@ import pytest
 from forwardpeer import ForwardPeer
 from prometheus_client import CollectorRegistry, generate_latest
 
+from telemetry.exporters.fluentforward.encoder import EncodedBatch, EntryEncoder
 from telemetry.exporters.fluentforward.process import ProcessForwardSink
 from telemetry.exporters.fluentforward.sink import STAGE
 from telemetry.exporters.log_event import record_event
 from telemetry.selfmetrics import SelfStats
 
 from .test_encoder import golden_records
-from .test_sink import config, numbered, request_numbers
+from .test_sink import chunks_of, config, numbered, request_numbers
 from realparts import wait_for
 
 
@@ -218,3 +219,27 @@ def test_pipe_messages_larger_than_the_helpers_read_buffer_arrive_whole(peer: Fo
         sink.shutdown()
     assert sorted(request_numbers(events)) == list(range(3000))
     assert {event.record["event.original"] for event in events} == {record.original for record in records}
+
+
+def test_events_encoded_by_parsing_workers_go_through_the_helper_in_order_with_records_between(
+    peer: ForwardPeer, tmp_path: Path
+) -> None:
+    records = numbered(5000, namespaces=1)
+    encoder = EntryEncoder("meshscope.access.{namespace}")
+    stats = SelfStats()
+    sink = ProcessForwardSink(config(peer.endpoint, tmp_path, batch_size=700), stats)
+    try:
+        for start in range(0, 5000, 500):
+            part = records[start : start + 500]
+            if start % 1000:  # every other batch as the pipeline's Records, the rest encoded by a "worker"
+                sink.consume(part)
+            else:
+                sink.consume(EncodedBatch(encoder.encode_segments(part, "", (0, 0))))
+        assert sink.flush(30)
+        events = peer.events()
+    finally:
+        sink.shutdown()
+    assert request_numbers(events) == list(range(5000)) and peer.log.errors == []
+    assert [event.record for event in events] == [record_event(record, "") for record in records]
+    assert max(len(chunk) for chunk in chunks_of(events)) == 700  # chunked as Records are: batch_size events
+    assert stats.exported == {"fluentforward": 5000} and stats.dropped == {}

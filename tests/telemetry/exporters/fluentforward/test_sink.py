@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from telemetry.exporters.export_queue import RetryConfig
 from telemetry.exporters.fluentforward import sink as sink_module
 from telemetry.exporters.fluentforward.config import FluentForwardConfig, SpoolConfig
-from telemetry.exporters.fluentforward.encoder import parse_event_time
+from telemetry.exporters.fluentforward.encoder import EncodedBatch, EntryEncoder, parse_event_time
 from telemetry.exporters.fluentforward.sink import STAGE, ForwardSink
 from telemetry.exporters.fluentforward.spool import Spool
 from telemetry.exporters.log_event import record_event
@@ -302,24 +302,43 @@ def test_without_a_spool_an_outage_shorter_than_max_elapsed_loses_nothing(peer: 
     assert request_numbers(events) == list(range(90))
 
 
-def test_a_full_memory_queue_drops_the_oldest_records_and_counts_them(peer: ForwardPeer) -> None:
+@pytest.mark.parametrize("encoded", [False, True], ids=["records", "encoded"])
+def test_a_full_memory_queue_drops_the_oldest_records_and_counts_them(peer: ForwardPeer, encoded: bool) -> None:
+    # Events encoded by parsing workers (an EncodedBatch) are taken and dropped one by one, as Records are.
+    encoder = EntryEncoder("meshscope.access.{namespace}")
+
+    def batch(records: list[Record]) -> list[Record] | EncodedBatch:
+        return EncodedBatch(encoder.encode_segments(records, "", (0, 0))) if encoded else records
+
     peer.stop()
     stats = SelfStats()
     # Without a spool the sender holds its first chunk while Fluentd is away, so the queue fills.
     sink = ForwardSink(config(peer.endpoint, None, batch_size=10, queue_size=100, batch_timeout=0), stats)
     try:
-        sink.consume(numbered(10))
+        sink.consume(batch(numbered(10)))
         for start in range(10, 510, 50):
-            sink.consume(numbered(50, start))
+            sink.consume(batch(numbered(50, start)))
         peer.start()
         assert sink.flush(10)
         events = peer.events()
     finally:
         sink.shutdown()
     dropped = stats.dropped[(STAGE, "queue_full")]
-    assert len(events) + dropped == 510
-    # What arrived: what the sender held, then the newest 100.
-    assert set(request_numbers(events)) >= set(range(410, 510))
+    numbers = request_numbers(events)
+    assert len(events) + dropped == 510 and len(set(numbers)) == len(numbers)
+    # What arrived: what the sender held, then the newest 100, each event whole, in chunks of batch_size.
+    assert set(numbers) >= set(range(410, 510)) and max(len(chunk) for chunk in chunks_of(events)) <= 10
+    newest = sorted(
+        (event for event in events if request_numbers([event])[0] >= 410), key=lambda e: request_numbers([e])
+    )
+    assert [event.record for event in newest] == [record_event(record, "") for record in numbered(100, 410)]
+
+
+def chunks_of(events: list[Event]) -> list[list[Event]]:
+    chunks: dict[str | None, list[Event]] = {}
+    for event in events:
+        chunks.setdefault(event.chunk, []).append(event)
+    return list(chunks.values())
 
 
 def test_config_errors_name_the_key() -> None:

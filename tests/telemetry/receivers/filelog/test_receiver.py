@@ -416,7 +416,11 @@ def test_a_parser_crash_loses_only_its_line(harness: Harness, monkeypatch: pytes
             raise RuntimeError("parser bug")
         return real_assemble(self, fields, reporter)
 
+    def columns_with_a_bug(self: RecordAssembler, *args: Any) -> list[Record]:
+        raise RuntimeError("parser bug")  # the run goes line by line, where only the bad line fails
+
     monkeypatch.setattr(RecordAssembler, "assemble", assemble_with_a_bug)
+    monkeypatch.setattr(RecordAssembler, "assemble_columns", columns_with_a_bug)
     good = harness.istio_lines("good", 2)
     harness.append("a.log", [good[0], *harness.istio_lines("boom", 1), good[1]])
     receiver = FileLogReceiver(harness.config(), harness.pipeline, harness.stats, PeerTable())

@@ -153,6 +153,9 @@ def test_sinks_other_than_metrics_and_recent_traces_need_every_record() -> None:
     assert needs_of(["prometheus", "recent_traces"]) == "traces"
     assert needs_of(["graph", "recent_traces"]) == "traces"
     assert needs_of(["prometheus", "recent_traces", "fluentforward"]) == "all"
+    # The forward sink gets its events encoded by the workers: it needs no Records; Elasticsearch does.
+    assert needs_of(["prometheus", "recent_traces", "fluentforward"], "fluentforward") == "traces"
+    assert needs_of(["prometheus", "recent_traces", "fluentforward", "elasticsearch"], "fluentforward") == "all"
 
 
 @pytest.mark.parametrize("correlating", [False, True])
