@@ -207,6 +207,10 @@ class ZipkinSpans:
             return self._resource_spans
 
 
+# What reading a request in columns raises on a value of an unusual type or size (anything else is a bug).
+_UNUSUAL_VALUE = (TypeError, ValueError, LookupError, AttributeError, ArithmeticError)
+
+
 def read_json(body: bytes) -> ZipkinSpans:
     """A Zipkin v2 JSON list of spans, read for the normaliser without making OTLP of it.
 
@@ -217,7 +221,7 @@ def read_json(body: bytes) -> ZipkinSpans:
     spans = _json_list(body)
     try:
         columns = _read_json_columns(spans)
-    except Exception:  # noqa: BLE001 - read span by span below, which decides
+    except _UNUSUAL_VALUE:  # read span by span below, which decides
         columns = None
     if columns is not None:
         return ZipkinSpans(None, columns=columns)
@@ -282,7 +286,7 @@ def _read_json_columns(spans: list[Any]) -> ZipkinColumns | None:
         if tag_columns is not None
         else all(map(_MAPPED_TAGS.isdisjoint, tags))
     ):
-        statuses: Sequence[int] = repeat(0, count)  # type: ignore[assignment]
+        statuses: Sequence[int] = [0] * count
     else:  # error tags, say: each span's status (a scope tag would make groups of their own: not here)
         mapped = [
             (_NO_SCOPE, 0) if _MAPPED_TAGS.isdisjoint(span_tags) else _scope_status(span_tags) for span_tags in tags
@@ -375,7 +379,7 @@ def _remotes(endpoints: Sequence[Any]) -> Sequence[Remote | None] | None:
     """Remote endpoints as ``_read_json_spans`` reads them when each has a name, an IPv4 address and a
     port, or none does; None for anything else."""
     if not any(endpoints):
-        return repeat(None, len(endpoints))  # type: ignore[return-value]
+        return [None] * len(endpoints)
     if _types(endpoints) != _DICT:
         return None
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +15,17 @@ from telemetry.model import Workload
 from telemetry.spans import normalize, proxy_columns
 from telemetry.spans.normalize import SPAN_KEYS
 from telemetry.spans.proxy_columns import RECORD_KEYS, Plan, TagColumns, plan, proxy_records, reorder, split_url
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _column_path_for_small_requests() -> Iterator[None]:
+    """Requests here are small: let every warm one take the column path (``plan`` declines requests of
+    fewer than 8 spans a proxy in production, where span by span is cheaper)."""
+    saved = proxy_columns._MIN_SPANS_PER_PROXY
+    proxy_columns._MIN_SPANS_PER_PROXY = 1
+    yield
+    proxy_columns._MIN_SPANS_PER_PROXY = saved
+
 
 EXAMPLES = settings(max_examples=200, derandomize=True, deadline=None, database=None)
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -64,6 +77,15 @@ def test_a_plan_groups_spans_by_reporter_in_order_of_appearance_and_restores_the
     assert plan(["a", "d"], ["svc", "svc"], reporters) is None  # type: ignore[arg-type]  # d not known yet
     single = plan(["a", "a"], ["svc", "svc"], reporters)  # type: ignore[arg-type]
     assert single is not None and single.order is None and single.sizes == [2]
+
+
+def test_a_plan_declines_requests_of_few_spans_a_proxy(monkeypatch: Any) -> None:
+    monkeypatch.setattr(proxy_columns, "_MIN_SPANS_PER_PROXY", 8)
+    reporters = {(node, "svc"): object() for node in "ab"}
+    assert plan(["a", "b"] * 7, ["svc"] * 14, reporters) is None  # type: ignore[arg-type]
+    made = plan(["a", "b"] * 8, ["svc"] * 16, reporters)  # type: ignore[arg-type]
+    assert made is not None and made.sizes == [8, 8]
+    assert plan(["a"] * 3, ["svc"] * 3, reporters) is not None  # type: ignore[arg-type]  # one proxy: always
 
 
 def test_envoy_fields_columns_are_each_spans_envoy_fields() -> None:
