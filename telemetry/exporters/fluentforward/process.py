@@ -506,15 +506,21 @@ class ProcessForwardSink:
             return records
 
     def _take_encoded(self) -> EncodedBatch:
-        """Encoded batches from the head of the queue, joined into one pipe message of up to about
-        ``FEED_RECORDS`` events (whole batches: their segments are not copied)."""
+        """Encoded batches from the head of the queue, joined into one pipe message of at most
+        ``FEED_RECORDS`` events (the helper holds two messages' worth: a bigger one would overflow it).
+        A batch that does not fit whole is split, as Records are."""
         segments: list[Segment] = []
         count = 0
-        while self._queue:
+        while self._queue and count < FEED_RECORDS:
             item = self._queue[0]
-            if not isinstance(item, EncodedBatch) or (count and count + len(item) > FEED_RECORDS):
+            if not isinstance(item, EncodedBatch):
                 break
-            self._queue.popleft()
+            want = FEED_RECORDS - count
+            if len(item) > want:
+                self._queue[0] = item[want:]
+                item = item[:want]
+            else:
+                self._queue.popleft()
             segments.extend(item.segments)
             count += len(item)
         self._queued -= count

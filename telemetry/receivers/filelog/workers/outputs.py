@@ -112,16 +112,6 @@ def for_recent_traces(records: Sequence[Record], correlating: bool) -> list[tupl
     return kept
 
 
-def to_fill(records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
-    """(Records the collector may give a trace id by their request id, the others), each in order: while
-    the request-id index is in use, the first kind goes to every sink as Records, to be filled in first."""
-    fill: list[Record] = []
-    rest: list[Record] = []
-    for record in records:
-        (fill if not record[_TRACE_ID] and record[_REQUEST_ID] else rest).append(record)
-    return fill, rest
-
-
 def from_compact(values: Sequence[object], trace_id: str) -> Record:
     """A Record of the compact fields, given the trace id its request id has."""
     return Record(**dict(zip(COMPACT_FIELDS, values, strict=True)), trace_id=trace_id)  # type: ignore[arg-type]

@@ -456,8 +456,8 @@ class ParallelFileLogReceiver:
                 self._cond.notify_all()
 
     def _accept(self, slot: _Slot, message: tuple[Any, ...]) -> bool:
-        """Apply one batch whole; False when the pipeline refused its Records (nothing applied, but for the
-        Records to be filled in when those went first: they are read again, at least once)."""
+        """Apply one batch whole; False when the pipeline refused its Records (nothing applied: a batch
+        carries Records to be filled in, for every sink, or the other Records, never both)."""
         _, parsed, requests, tcp, shipped, errors, drops, dead, learned, marks, closed, encoded, filled = message
         for ip, values in learned:
             self._peers.learn(ip, workload_of(values))

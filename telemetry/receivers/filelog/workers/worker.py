@@ -34,7 +34,7 @@ from telemetry.receivers.filelog.checkpoint import FileMark
 from telemetry.receivers.filelog.config import FileLogConfig
 from telemetry.receivers.filelog.receiver import MAX_CHUNKS_PER_POLL, FileLogReceiver
 from telemetry.receivers.filelog.tailer import TailedFile
-from telemetry.receivers.filelog.workers.outputs import RecordNeeds, for_recent_traces, to_fill
+from telemetry.receivers.filelog.workers.outputs import RecordNeeds, for_recent_traces
 from telemetry.receivers.filelog.workers.protocol import (
     ACK,
     BATCH,
@@ -269,11 +269,13 @@ class Worker:
 
     def _encode(self, records: list[Record]) -> list[Record]:
         """The forward sink's events of the Records; returns those that still go to the collector's other
-        sinks only (all but the ones set aside for its request-id index, which go to every sink)."""
+        sinks only. While the collector's request-id index is in use, a Record may get its trace id there,
+        so none is encoded here: they all go to every sink as Records, in their order (encoding the others
+        would send them to Fluentd ahead of those)."""
         assert self._encoder is not None
         if self._correlating:
-            fill, records = to_fill(records)
-            self._fill.extend(map(tuple, fill))
+            self._fill.extend(map(tuple, records))
+            return []
         if records:
             now = divmod(time.time_ns(), 1_000_000_000)
             self._encoded.extend(self._encoder.encode_segments(records, now_timestamp(), now))

@@ -243,3 +243,21 @@ def test_events_encoded_by_parsing_workers_go_through_the_helper_in_order_with_r
     assert [event.record for event in events] == [record_event(record, "") for record in records]
     assert max(len(chunk) for chunk in chunks_of(events)) == 700  # chunked as Records are: batch_size events
     assert stats.exported == {"fluentforward": 5000} and stats.dropped == {}
+
+
+def test_an_encoded_batch_larger_than_the_helper_holds_is_split_and_arrives_whole(
+    peer: ForwardPeer, tmp_path: Path
+) -> None:
+    # One file chunk read with a large read_chunk_bytes: more events than the helper holds (two pipe
+    # messages' worth), so it must go over the pipe in parts, as Records do.
+    records = numbered(6000, namespaces=1)
+    stats = SelfStats()
+    sink = ProcessForwardSink(config(peer.endpoint, tmp_path), stats)
+    try:
+        sink.consume(EncodedBatch(EntryEncoder("meshscope.access.{namespace}").encode_segments(records, "", (0, 0))))
+        assert sink.flush(30)
+        events = peer.events()
+    finally:
+        sink.shutdown()
+    assert stats.dropped == {}
+    assert request_numbers(events) == list(range(6000))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from forwardpeer import ForwardPeer
 
 from telemetry.collector import Collector
@@ -66,9 +67,15 @@ def received(peer: ForwardPeer) -> list[str]:
     return sorted(repr((event.tag, event.time, sorted(event.record.items()))) for event in peer.events())
 
 
-def test_workers_encode_the_same_events_as_the_sink_in_the_collectors_process(tmp_path: Path) -> None:
-    # Request ids the collector knows a trace id for (as proxy spans teach them): those Records are filled in.
+@pytest.mark.parametrize("correlating", [False, True], ids=["encoded-by-workers", "request-ids-correlated"])
+def test_workers_encode_the_same_events_as_the_sink_in_the_collectors_process(
+    tmp_path: Path, correlating: bool
+) -> None:
+    # While the collector knows trace ids by request id (as proxy spans teach them), Records go through the
+    # pipeline to be filled in; otherwise the workers encode every event.
     traces = {f"r{pod}-{index}": f"{pod:02d}{index:030d}" for pod in range(len(PODS)) for index in range(0, LINES, 7)}
+    if not correlating:
+        traces = {}
     events = {}
     for workers, helper in ((0, False), (2, False), (2, True)):
         with ForwardPeer() as peer:
@@ -83,7 +90,8 @@ def test_workers_encode_the_same_events_as_the_sink_in_the_collectors_process(tm
     in_process = events[(0, False)]
     assert len(in_process) > 0.9 * LINES * len(PODS)
     # The generated lines carry no trace id: those that have one were filled in from the request id.
-    assert sum("'trace.id'" in event for event in in_process) > LINES * len(PODS) / 10
+    filled = sum("'trace.id'" in event for event in in_process)
+    assert filled > LINES * len(PODS) / 10 if correlating else filled == 0
     assert events[(2, False)] == in_process
     assert events[(2, True)] == in_process
 
