@@ -7,7 +7,6 @@ ResourceSpans the exporters get.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -22,23 +21,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from telemetry.envoy.errors import ParseError
 from telemetry.envoy.operators import EnvoyFields
 from telemetry.envoy.peers import PeerTable
-from telemetry.spans import from_zipkin, normalize, proxy_columns
+from telemetry.spans import from_zipkin, normalize
 from telemetry.spans.correlation import RequestTraceIndex
 from telemetry.spans.from_zipkin import read_json, resource_spans_from_json
 from telemetry.spans.normalize import SPAN_KEYS, SpanNormaliser
 from telemetry.spans.otlp_lean import attribute_count, decode_request
 from telemetry.traces import Normalised, OtlpSpans
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _column_path_for_small_requests() -> Iterator[None]:
-    """Requests here are small: let every warm one take the column path (``plan`` declines requests of
-    fewer than 8 spans a proxy in production, where span by span is cheaper)."""
-    saved = proxy_columns._MIN_SPANS_PER_PROXY
-    proxy_columns._MIN_SPANS_PER_PROXY = 1
-    yield
-    proxy_columns._MIN_SPANS_PER_PROXY = saved
-
 
 EXAMPLES = settings(
     max_examples=150,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,17 +13,6 @@ from telemetry.model import Workload
 from telemetry.spans import normalize, proxy_columns
 from telemetry.spans.normalize import SPAN_KEYS
 from telemetry.spans.proxy_columns import RECORD_KEYS, Plan, TagColumns, plan, proxy_records, reorder, split_url
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _column_path_for_small_requests() -> Iterator[None]:
-    """Requests here are small: let every warm one take the column path (``plan`` declines requests of
-    fewer than 8 spans a proxy in production, where span by span is cheaper)."""
-    saved = proxy_columns._MIN_SPANS_PER_PROXY
-    proxy_columns._MIN_SPANS_PER_PROXY = 1
-    yield
-    proxy_columns._MIN_SPANS_PER_PROXY = saved
-
 
 EXAMPLES = settings(max_examples=200, derandomize=True, deadline=None, database=None)
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
