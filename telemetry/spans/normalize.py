@@ -424,7 +424,9 @@ class SpanNormaliser:
             services = [service or UNKNOWN for service in services]
         # The tags every span has, when no span has another of those a Record is made from.
         shared = (
-            columns.tag_columns if columns.tag_columns and columns.tag_columns.extra.isdisjoint(RECORD_KEYS) else None
+            columns.tag_columns
+            if columns.tag_columns is not None and columns.tag_columns.extra.isdisjoint(RECORD_KEYS)
+            else None
         )
         if shared is not None:
             keys = shared.keys

@@ -56,6 +56,7 @@ from telemetry.receivers.filelog.workers.protocol import (
     ACK,
     BATCH,
     CORRELATING,
+    ENCODED_AT,
     FILES,
     PEERS,
     STOP,
@@ -83,7 +84,6 @@ def restart_delay(failures: int) -> float:
 
 _new = tuple.__new__
 COMPACT_REQUEST_ID = COMPACT_FIELDS.index("request_id")
-ENCODED_AT = 11  # where a batch message has its encoded segments' (tag, ends)
 
 Key = tuple[int, int]
 

@@ -7,8 +7,9 @@ Worker -> collector:
     (BATCH, records_parsed, request_series, tcp_series, record_tuples, parse_errors, drops, dead_letters,
      learned_peers, marks, closed_keys, encoded_heads, fill_tuples)
       encoded_heads: (tag, entry ends) of the forward sink's encoded segments, whose entries follow the
-      message as raw frames (``send_bytes``), one per segment; fill_tuples: Records the collector may give a
-      trace id by their request id, for every sink but the metrics ones
+      message as raw frames (``send_bytes``), one per segment; fill_tuples: while the collector's request-id
+      index is in use, every Record (none is encoded then), for every sink but the metrics ones, so the
+      collector can give each the trace id its request id has
     (SYNCED, token, more)
 Collector -> worker:
     (ACK,)  one per batch accepted: a worker has at most ``CREDITS`` batches unanswered
@@ -29,6 +30,12 @@ from telemetry.model import Workload
 from telemetry.receivers.filelog.checkpoint import FileMark
 
 BATCH = 1
+# A BATCH message's items, in order (the worker builds it, the collector unpacks it).
+BATCH_ITEMS = (
+    "kind", "records_parsed", "request_series", "tcp_series", "record_tuples", "parse_errors", "drops",
+    "dead_letters", "learned_peers", "marks", "closed_keys", "encoded_heads", "fill_tuples",
+)  # fmt: skip
+ENCODED_AT = BATCH_ITEMS.index("encoded_heads")
 SYNCED = 2
 ACK = 10
 FILES = 11
