@@ -24,7 +24,7 @@ from telemetry.exporters.prometheus.sink import PrometheusSink
 from telemetry.model import Record, Workload
 from telemetry.pipeline import Pipeline, tune_gc
 from telemetry.receivers.filelog.identity import identity_from_path
-from telemetry.receivers.filelog.lines import decode_lines, within_limit
+from telemetry.receivers.filelog.lines import decode_lines, none_over, within_limit
 from telemetry.receivers.filelog.tailer import SAMPLE_BYTES
 from telemetry.receivers.filelog.unwrap import LineUnwrapper
 from telemetry.selfmetrics import SelfStats
@@ -47,10 +47,11 @@ class IngestResult:
         return build_graph(self.traffic, GraphOptions(graph_type=graph_type), source="ingest")
 
 
-def read_chunks(
+def read_blocks(
     stream: BinaryIO, max_line_bytes: int, on_bytes: Callable[[int], None]
-) -> Iterator[tuple[list[str], list[tuple[str, str | bytes]]]]:
-    """Complete lines a chunk at a time: (decoded lines, [(reason, line) that could not be used])."""
+) -> Iterator[tuple[bytes | None, list[tuple[str, str | bytes]]]]:
+    """Complete lines a chunk at a time: (the lines as they were read, newline-separated without the last
+    newline, or None when the chunk completed no line; [(reason, line) that could not be used])."""
     rest = b""
     skipping = False  # inside a line already reported as too long
     while True:
@@ -58,7 +59,7 @@ def read_chunks(
         on_bytes(len(chunk))
         if not chunk:
             if rest and not skipping:
-                yield _lines(rest, max_line_bytes, [])
+                yield rest, []
             return
         if skipping:
             newline = chunk.find(b"\n")
@@ -75,20 +76,20 @@ def read_chunks(
             skipping = True
             rest = b""
         if last >= 0:
-            yield _lines(data[:last], max_line_bytes, bad)
+            yield data[:last], bad
         elif bad:
-            yield [], bad
+            yield None, bad
 
 
-def _lines(
-    body: bytes, max_line_bytes: int, bad: list[tuple[str, str | bytes]]
-) -> tuple[list[str], list[tuple[str, str | bytes]]]:
+def split_block(body: bytes, max_line_bytes: int, bad: list[tuple[str, str | bytes]]) -> list[str]:
+    """A block's usable lines; each line that is not (not UTF-8, too long) is added to ``bad``."""
+
     def on_bad(reason: str, line: str | bytes) -> None:
         bad.append((reason, line))
 
     lines, clean = decode_lines(body, on_bad)
     usable = lines if clean else [line for line in lines if line is not None]
-    return within_limit(usable, max_line_bytes, on_bad, SAMPLE_BYTES), bad  # type: ignore[arg-type]
+    return within_limit(usable, max_line_bytes, on_bad, SAMPLE_BYTES)  # type: ignore[arg-type]
 
 
 def ingest(
@@ -133,13 +134,23 @@ def ingest(
             unwrapper = LineUnwrapper()
             errors: list[tuple[str, str]] = []
             with _open(path) as stream:
-                for decoded, bad in read_chunks(stream, max_line_bytes, advance):
-                    lines += len(decoded) + len(bad)
+                for body, bad in read_blocks(stream, max_line_bytes, advance):
+                    # A block of plain lines may be read whole; when not, it is split into lines.
+                    records = None
+                    if body is None:
+                        records = []
+                    elif unwrapper.kind == "plain" and none_over(body, max_line_bytes):
+                        records = parser.parse_block(body)
+                        lines += 0 if records is None else len(records)
+                    if records is None:
+                        decoded = split_block(body, max_line_bytes, bad)
+                        lines += len(decoded)
+                        if unwrapper.kind != "plain":
+                            decoded = [line for line in map(unwrapper.feed, decoded) if line is not None]
+                        records = parser.parse_lines(decoded, errors)
+                    lines += len(bad)
                     for reason, _ in bad:
                         stats.parse_error(RECEIVER, reason)
-                    if unwrapper.kind != "plain":
-                        decoded = [line for line in map(unwrapper.feed, decoded) if line is not None]
-                    records = parser.parse_lines(decoded, errors)
                     for reason, _ in errors:
                         stats.parse_error(RECEIVER, reason)
                     errors.clear()

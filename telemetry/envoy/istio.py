@@ -55,7 +55,8 @@ GRPC_STATUS_CODES = {
 }
 
 _new = tuple.__new__
-_FLAGS_OR_NONE = {"": NO_FLAGS}  # .get(flags, flags): Envoy's "-" for an entry without flags
+# .get(flags, flags): Envoy's "-" for an entry without flags ("" from a text format, None from JSON's null)
+_FLAGS_OR_NONE = {"": NO_FLAGS, None: NO_FLAGS}
 
 # The EnvoyFields a Record is made from; parsers need not capture the others.
 ASSEMBLED_FIELDS = frozenset(EnvoyFields._fields) - {
@@ -189,8 +190,8 @@ class RecordAssembler:
     def assemble_columns(
         self, columns: Sequence[Sequence[str | int]], reporter: Workload, originals: Sequence[str] | None = None
     ) -> list[Record] | None:
-        """Many entries at once, given as columns (one per EnvoyFields field, equally long): their Records,
-        as ``assemble`` makes them one by one, or None when an entry needs what only ``assemble`` does
+        """Many entries at once, given as columns (one per EnvoyFields field, equally long; response flags
+        may hold None, JSON's null): their Records, as ``assemble`` makes them one by one, or None when an entry needs what only ``assemble`` does
         (a counter that is not a number, or out of range): then assemble each, which says which.
 
         Each step runs over a whole column in C (map, zip, min/max); Python runs per entry only for an

@@ -48,6 +48,9 @@ Columns = list[Sequence[str]]  # one per EnvoyFields field, equally long
 # columns, or None for lines that do not fit (they go one by one).
 Run = tuple[int, int, Columns | None]
 ColumnExtractor = Callable[[Sequence[str]], list[Run]]
+# A block of lines (UTF-8 bytes, newline-separated, without the last newline) -> their columns, or None
+# unless every line is an entry of the format and the block reads at once (see LineParser.parse_block).
+BlockExtractor = Callable[[bytes], Columns | None]
 _T = TypeVar("_T")
 _astuple = msgspec.structs.astuple
 
@@ -83,6 +86,7 @@ def compile_columns(fmt: str, capture: frozenset[str] = frozenset(FIELD_NAMES)) 
 class _Compiled(NamedTuple):
     extract: Extractor
     columns: ColumnExtractor | None
+    block: BlockExtractor | None = None
 
 
 @lru_cache(maxsize=64)
@@ -227,7 +231,7 @@ def _compile_json(fmt: str, capture: frozenset[str]) -> _Compiled:
                 key_of[field] = key
     names = tuple(name for name in FIELD_NAMES if name in capture)
     entry = _JsonEntry(names, tuple(key_of[name] for name in names))
-    return _Compiled(entry.extract, entry.columns)
+    return _Compiled(entry.extract, entry.columns, entry.block)
 
 
 # What a JSON access-log value may be: text or null (absent), and for counters and gRPC statuses a number.
@@ -238,6 +242,21 @@ _TEXT_OR_GRPC_STATUS = str | Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | 
 # RecursionError: nested past Python's recursion limit; UnicodeEncodeError: a lone surrogate in the str.
 _UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
 _ABSENT = {None: "", "-": ""}  # .get(value, value): Envoy's absent marks as ""
+_JSON_SPACE = " \t\r"  # what may stand before a line's object (a line holds no newline)
+_first = itemgetter(0)
+
+
+def _is_object(line: str) -> bool:
+    return line[:1] == "{" or line.lstrip(_JSON_SPACE)[:1] == "{"
+
+
+def _is_utf8(body: bytes) -> bool:
+    # msgspec checks UTF-8 only in the strings it builds, not in the values of keys it skips.
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _JsonEntry:
@@ -269,14 +288,19 @@ class _JsonEntry:
             gc=False,
         )
         self._decode = msgspec.json.Decoder(struct).decode
+        # A block read as one array of one-entry arrays, one per line: see ``block``.
+        self._decode_block = msgspec.json.Decoder(list[tuple[struct]]).decode  # type: ignore[valid-type]
         slot_of = dict(zip(names, map(distinct.index, keys), strict=True))
         self._slots = [slot_of.get(name) for name in FIELD_NAMES]  # None: not captured, always ""
         empty = len(distinct)  # the "" appended after the values
         self._pick = itemgetter(*(empty if slot is None else slot for slot in self._slots))
         self._grpc_slot = slot_of.get("grpc_status")
+        # Response flags keep null and "-": assemble_columns reads both as no flags, as it reads "".
+        flags = slot_of.get("response_flags")
+        self._flags_slot = flags if self._slots.count(flags) == 1 else None
 
     def extract(self, line: str) -> EnvoyFields | None:
-        if not line.startswith("{"):
+        if not _is_object(line):
             return None
         try:
             values = _astuple(self._decode(line))
@@ -291,7 +315,7 @@ class _JsonEntry:
 
     def columns(self, lines: Sequence[str]) -> list[Run]:
         rows: list[tuple[object, ...] | None] | None = None
-        if all(map(str.startswith, lines, repeat("{"))):
+        if all(map(str.startswith, lines, repeat("{"))) or all(map(_is_object, lines)):
             try:
                 rows = list(map(_astuple, map(self._decode, lines)))
             except _UNREADABLE:
@@ -300,9 +324,25 @@ class _JsonEntry:
             rows = list(map(self._row_or_none, lines))
         return _runs(rows, self._by_field)
 
+    def block(self, body: bytes) -> Columns | None:
+        # Each line becomes an array of one entry ("\n" -> "],[") and the block one array of those: the
+        # decoder then refuses a line holding anything but one object of the struct's types, and the
+        # count of arrays tells whether an object ran over a line's end. Splitting into lines is not
+        # needed, which is what makes a block cheaper than its lines.
+        if not (body.isascii() or _is_utf8(body)):
+            return None
+        arrays = body.replace(b"\n", b"],[")
+        try:
+            entries = self._decode_block(b"".join((b"[[", arrays, b"]]")))
+        except _UNREADABLE:
+            return None
+        if len(entries) != (len(arrays) - len(body)) // 2 + 1:
+            return None
+        return self._by_field(list(map(_astuple, map(_first, entries))))
+
     def _row_or_none(self, line: str) -> tuple[object, ...] | None:
         try:
-            return _astuple(self._decode(line)) if line.startswith("{") else None
+            return _astuple(self._decode(line)) if _is_object(line) else None
         except _UNREADABLE:  # the line goes alone through extract, which says why
             return None
 
@@ -310,7 +350,10 @@ class _JsonEntry:
         by_key: list[Sequence[object]] = list(zip(*rows, strict=True))
         count = len(rows)
         empty = ("",) * count
+        flags = self._flags_slot
         for index, column in enumerate(by_key):
+            if index == flags:
+                continue
             first = column[0]
             if first is column[-1] and column.count(first) == count:
                 # One object throughout (a key no line has, or always null): list.count compares by
@@ -338,7 +381,7 @@ class LineParser:
         self._auto = fmt == "auto"
         names = DETECTION_ORDER if self._auto else (fmt,)
         self._candidates = [(name, _compiled(resolve_format(name), ASSEMBLED_FIELDS)) for name in names]
-        self.format_name, (self._extract, self._columns) = self._candidates[0]
+        self.format_name, (self._extract, self._columns, self._block) = self._candidates[0]
         self._bug_logged = False
 
     def parse(self, line: str) -> Record:
@@ -348,6 +391,21 @@ class LineParser:
         if fields is None:
             fields = self._detect(line)
         return self._assemble(fields, self.reporter, line if self.keep_original else "")
+
+    def parse_block(self, body: bytes) -> list[Record] | None:
+        """The Records of a block of lines (UTF-8 bytes, newline-separated, without the last newline), read
+        whole, when every line is an entry of the current format and the format reads blocks (JSON): the
+        same Records ``parse_lines`` gives, without splitting the block. Otherwise None, and nothing is
+        counted: ``parse_lines`` of the block's lines then says what each line is. The caller has made
+        sure that no line is over its length limit."""
+        if self._block is None or self.keep_original or not body:
+            return None
+        try:
+            columns = self._block(body)
+            return None if columns is None else self._assemble_columns(columns, self.reporter)
+        except Exception:
+            self._column_bug()
+            return None
 
     def parse_lines(self, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
         """Parse many lines (without newlines); each failure is appended to ``errors`` as (reason, line).
@@ -460,7 +518,7 @@ class LineParser:
                     continue
                 if fields is not None:
                     # Formats do not change line to line; keep the one that fits at the front.
-                    self.format_name, (self._extract, self._columns) = name, compiled
+                    self.format_name, (self._extract, self._columns, self._block) = name, compiled
                     return fields
         if not line.strip():
             raise ParseError("empty_line")

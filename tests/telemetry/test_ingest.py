@@ -120,3 +120,18 @@ def test_the_series_cap_folds_label_sets_without_losing_calls() -> None:
     assert capped.traffic.http.values[:, 0].sum() == whole.traffic.http.values[:, 0].sum()
     assert capped.graph().graph["requests"] < whole.graph().graph["requests"]
     assert "meshscope_metric_series_overflow" in capped.exposition.decode()
+
+
+def test_ingest_of_json_lines_counts_what_a_chunk_read_whole_would_hide(tmp_path: Path) -> None:
+    # Most chunks of good JSON lines are read without being split; bad lines still count one by one.
+    good = (ACCESSLOGS / "json.log").read_bytes().splitlines()[0]
+    lines = [good] * 3000
+    lines[1500] = good[:60]
+    lines[2500] = b"\xff" + good
+    lines[2800] = good[:-1] + b',"pad":"' + b"p" * 2000 + b'"}'
+    path = tmp_path / "json.log"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    done = meshscope("ingest", str(path), "--max-line-bytes", "1500", "--workload", "w", "--namespace", "n")
+    assert done.returncode == 0, done.stderr
+    assert "records: 2997 from 3000 lines" in done.stdout
+    assert "bad_json: 1" in done.stdout and "not_utf8: 1" in done.stdout and "too_long: 1" in done.stdout

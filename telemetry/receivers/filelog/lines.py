@@ -28,6 +28,19 @@ def decode_lines(body: bytes, on_bad: OnBad) -> tuple[list[str | None], bool]:
     return lines, False
 
 
+def none_over(body: bytes, limit: int) -> bool:
+    """True only when no line of ``body`` is over ``limit`` bytes, found without splitting it: a line over
+    ``limit`` holds a whole aligned window of ``limit // 2`` bytes, so a newline in every window rules it
+    out. False (undecided) for a body that has a line of more than half the limit."""
+    window = max(limit // 2, 1)
+    if len(body) <= limit:
+        return True
+    if len(body) // window > 1024:  # a limit this small against so big a body: splitting is cheaper
+        return False
+    find = body.find
+    return all(find(b"\n", start, start + window) >= 0 for start in range(0, len(body) - window + 1, window))
+
+
 def too_long(line: str, limit: int) -> bool:
     """Whether ``line`` is over ``limit`` bytes in UTF-8 (encoded only when its length leaves it open)."""
     return len(line) > limit // 4 and (len(line) > limit or len(line.encode("utf-8")) > limit)

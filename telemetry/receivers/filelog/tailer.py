@@ -17,7 +17,7 @@ from telemetry.deadletter import DeadLetter
 from telemetry.envoy.parser import LineParser
 from telemetry.model import Record
 from telemetry.receivers.filelog.checkpoint import FINGERPRINT_BYTES, FileMark, fingerprint
-from telemetry.receivers.filelog.lines import decode_lines, too_long, within_limit
+from telemetry.receivers.filelog.lines import decode_lines, none_over, too_long, within_limit
 from telemetry.receivers.filelog.unwrap import LineUnwrapper, detect
 from telemetry.selfmetrics import SelfStats
 
@@ -200,20 +200,31 @@ class TailedFile:
         records: list[Record] = []
         if last >= 0:
             body = data[:last]
-            lines, clean = decode_lines(body, self._bad.add)
-            records, handled = self._parse(lines, clean)
-            if handled:
-                # Commit up to the end of the last line after which no partial line was held.
-                position = len(body)
-                for _ in range(len(lines) - handled):
-                    position = body.rfind(b"\n", 0, position)
-                commit_to = start + position + 1
+            block = self._parse_block(body)
+            if block is not None:
+                records = block
+                commit_to = start + last + 1  # plain lines: none is held partially
+            else:
+                lines, clean = decode_lines(body, self._bad.add)
+                records, handled = self._parse(lines, clean)
+                if handled:
+                    # Commit up to the end of the last line after which no partial line was held.
+                    position = len(body)
+                    for _ in range(len(lines) - handled):
+                        position = body.rfind(b"\n", 0, position)
+                    commit_to = start + position + 1
         if records and not submit(records):
             self._rewind(self.committed)
             return -1
         if commit_to is not None and commit_to > self.committed:
             self.committed = commit_to
         return size
+
+    def _parse_block(self, body: bytes) -> list[Record] | None:
+        """The Records of a chunk's lines read as one block (LineParser.parse_block), or None: then split."""
+        if self._unwrapper.kind != "plain" or not none_over(body, self._max_line):
+            return None
+        return self._parser.parse_block(body)
 
     def _parse(self, lines: list[str | None], clean: bool) -> tuple[list[Record], int]:
         """Records of a chunk's lines, and how many leading lines are done with (no partial line held)."""

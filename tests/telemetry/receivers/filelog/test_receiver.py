@@ -23,6 +23,7 @@ from telemetry.receivers.filelog.config import DeadLetterConfig, WorkloadMatch
 from telemetry.receivers.filelog.factory import create_receiver
 from telemetry.receivers.filelog.receiver import FileLogReceiver
 
+ACCESSLOGS = Path(__file__).resolve().parents[3] / "testdata" / "accesslogs"
 Harness = Any  # the conftest fixture's class (test modules cannot import conftest)
 
 # Run in-process and with two parsing worker processes: the workers run the same tailing code, so what it
@@ -621,3 +622,26 @@ def test_shutdown_returns_while_the_pipeline_is_full_and_loses_nothing(harness: 
     while resumed.poll():
         pass
     assert harness.request_ids() == [f"a-{i}" for i in range(accepted, 50)]
+
+
+def json_lines(prefix: str, count: int) -> list[str]:
+    """Istio JSON access-log lines whose request ids are ``prefix-0`` ..."""
+    base = orjson.loads((ACCESSLOGS / "json.log").read_text().splitlines()[0])
+    return [orjson.dumps({**base, "request_id": f"{prefix}-{index}"}).decode() for index in range(count)]
+
+
+@WITH_WORKERS
+def test_json_lines_read_as_whole_chunks_keep_order_errors_and_checkpoints(harness: Harness) -> None:
+    # Chunks of good lines are read whole (LineParser.parse_block); a chunk holding a bad line, an
+    # overlong one or one cut by the chunk's end goes line by line. Either way nothing is lost or doubled.
+    lines = json_lines("a", 300)
+    lines[120] = lines[120][:50]  # cut short: bad_json
+    lines[200] = lines[200][:-1] + ',"padding":"' + "p" * 3000 + '"}'  # over max_line_bytes
+    path = harness.append("a.log", lines)
+    receiver = harness.receiver(harness.config(max_line_bytes=2048, read_chunk_bytes=16_384))
+    while receiver.poll():
+        pass
+    receiver.save_checkpoint()
+    assert harness.request_ids() == [f"a-{i}" for i in range(300) if i not in (120, 200)]
+    assert harness.stats.parse_errors == {("filelog", "bad_json"): 1, ("filelog", "too_long"): 1}
+    assert checkpoint_offsets(harness) == {"a.log": path.stat().st_size}
