@@ -75,6 +75,7 @@ _TAG_CACHE_SIZE = 1 << 16
 _JSON_KIND_OR_INTERNAL: dict[str | None, int] = {None: wire.KIND_INTERNAL}
 _JSON_KIND_OR_INTERNAL.update(_JSON_KINDS)
 _REMOTE = itemgetter("serviceName", "ipv4", "port")
+_PORT = itemgetter(2)
 _get = dict.get
 _STR, _INT, _DICT = {str}, {int}, {dict}
 _KIND_FIELDS = {kind: wire.SPAN_KIND + wire.varint(kind) for kind in range(6)}
@@ -388,6 +389,8 @@ def _remotes(endpoints: Sequence[Any]) -> Sequence[Remote | None] | None:
         return None
     if not all(map(all, remotes)):  # a value "or ..." would replace
         return None
+    if _types(map(_PORT, remotes)) != _INT:  # 80.0 and True equal 80 and 1 as cache keys: checked here
+        return None
     cache = _REMOTE_CACHE
     for remote in dict.fromkeys(remotes):
         if cache.get(remote) is None:  # as _Batch.add: checked (and encoded) once per endpoint
@@ -446,6 +449,8 @@ def _read_json_spans(spans: list[Any]) -> Groups:
                 remote.get("ipv4") or remote.get("ipv6") or "",
                 remote.get("port") or 0,
             )  # as _json_remote
+            if type(remote[2]) is not int:  # 80.0 and True equal 80 and 1 as cache keys
+                raise TypeError("a port that is not an integer")
             if remote_cache.get(remote) is None:  # as _Batch.add: checked (and encoded) once per endpoint
                 if len(remote_cache) > _TAG_CACHE_SIZE:
                     remote_cache.clear()
@@ -696,7 +701,7 @@ class _Batch:
                 parts.append(encoded)
         if remote is not None:
             encoded = _REMOTE_CACHE.get(remote)
-            if encoded is None:
+            if encoded is None or type(remote[2]) is not int:  # 80.0 and True equal 80 and 1 as keys
                 if len(_REMOTE_CACHE) > _TAG_CACHE_SIZE:
                     _REMOTE_CACHE.clear()
                 encoded = _REMOTE_CACHE[remote] = _remote_attributes(*remote)

@@ -9,7 +9,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from traceharness import attributes
 
 from telemetry.envoy.errors import ParseError
-from telemetry.spans.from_zipkin import resource_spans_from_json, resource_spans_from_proto3
+from telemetry.spans.from_zipkin import read_json, resource_spans_from_json, resource_spans_from_proto3
 from telemetry.spans.zipkin_proto3 import ListOfSpans
 
 
@@ -113,3 +113,20 @@ def test_proto3_ids_must_have_zipkin_lengths() -> None:
     with pytest.raises(ParseError) as raised:
         resource_spans_from_proto3(b"\xff")
     assert raised.value.reason == "bad_protobuf"
+
+
+@pytest.mark.parametrize("port", [80.0, True])
+@pytest.mark.parametrize("many", [False, True], ids=["one_span", "column_path"])
+def test_a_port_equal_to_a_cached_integer_is_refused_as_when_it_came_first(port: object, many: bool) -> None:
+    # 80.0 == 80 and True == 1 as dict keys: an endpoint seen before must not let its look-alike through.
+    number = 1 if port is True else 80
+    good = span(remoteEndpoint={"serviceName": "db", "ipv4": "10.0.0.1", "port": number})
+    bad = span(id="72485a3953bb6125", remoteEndpoint={"serviceName": "db", "ipv4": "10.0.0.1", "port": port})
+    batch = [good] * (20 if many else 1)
+    resource_spans_from_json(json.dumps(batch).encode())
+    for spans in (batch + [bad], [bad]):
+        with pytest.raises(ParseError) as raised:
+            resource_spans_from_json(json.dumps(spans).encode())
+        assert raised.value.reason == "bad_span"
+        with pytest.raises(ParseError):
+            read_json(json.dumps(spans).encode())
