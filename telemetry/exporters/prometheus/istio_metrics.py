@@ -57,6 +57,11 @@ EXTRA_LABELS = (
 
 OVERFLOW = "overflow"
 
+# Bucket positions of the common small values, looked up instead of bisected (a list index is about half
+# a bisect_left call, and the aggregation pays three per Record): durations up to 1 s, sizes up to 10 kB.
+_DURATION_INDEX = [bisect_left(DURATION_BUCKETS_MS, value) for value in range(1001)]
+_SIZE_INDEX = [bisect_left(SIZE_BUCKETS_BYTES, value) for value in range(10_001)]
+
 _PROTOCOL = IDENTITY_FIELDS  # Record index of protocol; the request fields follow it in this order
 _CODE = _PROTOCOL + 1
 _GRPC = _PROTOCOL + 2
@@ -104,6 +109,8 @@ class IstioMetrics(Collector):
         tcp = self._tcp
         duration_buckets = DURATION_BUCKETS_MS
         size_buckets = SIZE_BUCKETS_BYTES
+        duration_index = _DURATION_INDEX
+        size_index = _SIZE_INDEX
         with self._lock:
             for record in batch:
                 if record[_PROTOCOL] == "tcp":
@@ -122,13 +129,13 @@ class IstioMetrics(Collector):
                 entry[0] += 1
                 duration = record[_DURATION]
                 entry[1] += duration
-                entry[2][bisect_left(duration_buckets, duration)] += 1
+                entry[2][duration_index[duration] if duration <= 1000 else bisect_left(duration_buckets, duration)] += 1
                 received = record[_RECEIVED]
                 entry[3] += received
-                entry[4][bisect_left(size_buckets, received)] += 1
+                entry[4][size_index[received] if received <= 10_000 else bisect_left(size_buckets, received)] += 1
                 sent = record[_SENT]
                 entry[5] += sent
-                entry[6][bisect_left(size_buckets, sent)] += 1
+                entry[6][size_index[sent] if sent <= 10_000 else bisect_left(size_buckets, sent)] += 1
 
     def _new_request_series(self, key: tuple[object, ...], records: int = 1) -> list:
         if len(self._requests) >= self._max_series - 1:  # one slot is kept for the overflow series

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from telemetry.exporters.prometheus.istio_metrics import IstioMetrics
+from telemetry.exporters.prometheus.istio_metrics import DURATION_BUCKETS_MS, SIZE_BUCKETS_BYTES, IstioMetrics
 from telemetry.model import Record
 
 
@@ -79,3 +79,18 @@ def test_a_value_on_a_bucket_bound_counts_in_that_bucket() -> None:
     assert sample(text, "istio_request_duration_milliseconds_bucket", le="10") == 1
     assert sample(text, "istio_response_bytes_bucket", le="10") == 0
     assert sample(text, "istio_response_bytes_bucket", le="100") == 1
+
+
+def test_every_value_lands_in_the_first_bucket_whose_bound_it_does_not_exceed() -> None:
+    # Small values are looked up in a table, larger ones bisected: both must agree with the bounds.
+    values = [*range(0, 12_000, 7), 999, 1000, 1001, 9_999, 10_000, 10_001, 29_999, 30_000, 30_001, 10**9]
+    metrics = IstioMetrics()
+    metrics.consume([Record(duration_ms=value, bytes_received=value, bytes_sent=value) for value in values])
+    text = exposition(metrics)
+    for bound in DURATION_BUCKETS_MS:
+        expected = sum(value <= bound for value in values)
+        assert sample(text, "istio_request_duration_milliseconds_bucket", le=str(bound)) == expected, bound
+    for bound in SIZE_BUCKETS_BYTES:
+        expected = sum(value <= bound for value in values)
+        assert sample(text, "istio_request_bytes_bucket", le=str(bound)) == expected, bound
+        assert sample(text, "istio_response_bytes_bucket", le=str(bound)) == expected, bound
