@@ -191,8 +191,9 @@ class RecordAssembler:
         self, columns: Sequence[Sequence[str | int]], reporter: Workload, originals: Sequence[str] | None = None
     ) -> list[Record] | None:
         """Many entries at once, given as columns (one per EnvoyFields field, equally long; response flags
-        may hold None, JSON's null): their Records, as ``assemble`` makes them one by one, or None when an entry needs what only ``assemble`` does
-        (a counter that is not a number, or out of range): then assemble each, which says which.
+        may hold None, JSON's null): their Records, as ``assemble`` makes them one by one, or None when an
+        entry needs what only ``assemble`` does (a counter that is not a number, or out of range): then
+        assemble each, which says which.
 
         Each step runs over a whole column in C (map, zip, min/max); Python runs per entry only for an
         identity not yet cached. About 0.6 µs an entry against ``assemble``'s 1.6.

@@ -243,6 +243,10 @@ _TEXT_OR_GRPC_STATUS = str | Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | 
 _UNREADABLE = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
 _ABSENT = {None: "", "-": ""}  # .get(value, value): Envoy's absent marks as ""
 _JSON_SPACE = " \t\r"  # what may stand before a line's object (a line holds no newline)
+# A "]" and then a "," outside the entries' own arrays would close a line's array and open another: the
+# one way a line can give two entries in ``_JsonEntry.block``.
+_ARRAY_BREAK = re.compile(rb"\][ \t\r\n]*,")
+_BLOCK_PAUSE = 16  # blocks not tried after one is declined: a file that mixes in other lines goes by lines
 _first = itemgetter(0)
 
 
@@ -326,10 +330,13 @@ class _JsonEntry:
 
     def block(self, body: bytes) -> Columns | None:
         # Each line becomes an array of one entry ("\n" -> "],[") and the block one array of those: the
-        # decoder then refuses a line holding anything but one object of the struct's types, and the
-        # count of arrays tells whether an object ran over a line's end. Splitting into lines is not
-        # needed, which is what makes a block cheaper than its lines.
+        # decoder then refuses a line holding anything but one object of the struct's types. A line could
+        # still give two entries through a "]," of its own, which is looked for; with that ruled out, as
+        # many arrays as lines means no object ran over a line's end (two lines would have made one).
+        # Splitting into lines is not needed, which is what makes a block cheaper than its lines.
         if not (body.isascii() or _is_utf8(body)):
+            return None
+        if b"]" in body and _ARRAY_BREAK.search(body):
             return None
         arrays = body.replace(b"\n", b"],[")
         try:
@@ -383,6 +390,7 @@ class LineParser:
         self._candidates = [(name, _compiled(resolve_format(name), ASSEMBLED_FIELDS)) for name in names]
         self.format_name, (self._extract, self._columns, self._block) = self._candidates[0]
         self._bug_logged = False
+        self._block_pause = 0  # blocks left to go by lines before one is tried whole again
 
     def parse(self, line: str) -> Record:
         if line.endswith("\n"):
@@ -400,12 +408,19 @@ class LineParser:
         sure that no line is over its length limit."""
         if self._block is None or self.keep_original or not body:
             return None
+        if self._block_pause:
+            self._block_pause -= 1
+            return None
+        records = None
         try:
             columns = self._block(body)
-            return None if columns is None else self._assemble_columns(columns, self.reporter)
+            if columns is not None:
+                records = self._assemble_columns(columns, self.reporter)
         except Exception:
             self._column_bug()
-            return None
+        if records is None:
+            self._block_pause = _BLOCK_PAUSE  # what was decoded is thrown away: not again for a while
+        return records
 
     def parse_lines(self, lines: Sequence[str], errors: list[tuple[str, str]]) -> list[Record]:
         """Parse many lines (without newlines); each failure is appended to ``errors`` as (reason, line).

@@ -31,7 +31,7 @@ def decode_lines(body: bytes, on_bad: OnBad) -> tuple[list[str | None], bool]:
 def none_over(body: bytes, limit: int) -> bool:
     """True only when no line of ``body`` is over ``limit`` bytes, found without splitting it: a line over
     ``limit`` holds a whole aligned window of ``limit // 2`` bytes, so a newline in every window rules it
-    out. False (undecided) for a body that has a line of more than half the limit."""
+    out. False means undecided: a line may be over half the limit, or the windows are too many to look at."""
     window = max(limit // 2, 1)
     if len(body) <= limit:
         return True

@@ -94,6 +94,32 @@ def test_an_entry_spread_over_lines_is_not_read_as_one() -> None:
     assert len(records) == 2 and [reason for reason, _ in errors] == ["bad_json", "format_mismatch"]
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["{}],[{}", '{"x":"', '"}'],  # a line that makes two entries, two lines that make one
+        ["{}] , [{}", '{"x":"', '"}'],
+        ["{}]\t,[{}", '{"other":[[1', "2]]}"],
+    ],
+)
+def test_a_line_making_two_entries_cannot_make_up_for_two_lines_making_one(lines: list[str]) -> None:
+    body = "\n".join([GOOD[0], *lines, GOOD[1]]).encode()
+    assert json_parser().parse_block(body) is None
+    records, errors = line_by_line([GOOD[0], *lines, GOOD[1]])
+    assert len(records) == 2 and len(errors) == 3
+
+
+def test_after_a_declined_block_the_next_ones_go_by_lines_for_a_while() -> None:
+    # A file that mixes in other lines would otherwise pay for a decode it throws away, chunk after chunk.
+    parser = json_parser()
+    good = "\n".join(GOOD).encode()
+    assert parser.parse_block(good) is not None
+    assert parser.parse_block(good + b"\nnot an entry") is None
+    tries = [parser.parse_block(good) is not None for _ in range(40)]
+    assert tries[0] is False and tries[-1] is True
+    assert tries.index(True) == 16 and all(tries[16:])
+
+
 def test_invalid_utf8_in_a_value_meshscope_skips_is_left_to_the_lines() -> None:
     # msgspec does not look inside the values of keys it skips; the lines' decoding does.
     body = b"\n".join([GOOD[0].encode(), GOOD[1].encode()[:-1] + b',"extra":"\xff"}'])
@@ -126,9 +152,10 @@ def test_text_formats_and_kept_lines_are_not_read_as_blocks() -> None:
 
 def test_random_blocks_give_records_only_when_their_lines_give_the_same_and_no_errors() -> None:
     rng = random.Random(5)
-    pieces = [*GOOD, "", " ", "{", "}", "[1", "2]", "{}", '{"a":[[1', "2]]}", "null", GOOD[0][:40], GOOD[1][40:]]
+    pieces = [*GOOD, "", " ", "{", "}", "[1", "2]", "{}", '{"a":[[1', "2]]}", "null", GOOD[0][:40], GOOD[1][40:],
+              "{}],[{}", GOOD[0] + "] ,[" + GOOD[1], '{"x":"', '"}']  # fmt: skip
     read_whole = 0
-    for _ in range(400):
+    for _ in range(1000):
         lines = [rng.choice(GOOD) if rng.random() < 0.8 else rng.choice(pieces) for _ in range(rng.randint(1, 8))]
         block = json_parser().parse_block("\n".join(lines).encode())
         records, errors = line_by_line(lines)
