@@ -3,10 +3,10 @@
 Encoding ~30 ECS fields per event costs 2-3 µs of CPU; in the collector's process that time is taken
 from parsing (one GIL). Here the collector only packs each batch of Records into a pipe as a RowBatch
 (encoder.py: the batch's distinct peer-pair identities once, then per Record an index and the fields
-after the identity; ~0.9 µs a Record), and a helper process runs the in-thread sink (sink.py: encoding,
+after the identity; ~0.55 µs a Record, msgspec writing msgpack's bytes), and a helper process runs the in-thread sink (sink.py: encoding,
 chunks, acknowledgements, spool) on the other core, encoding straight from the unpacked tuples.
 Events that file tailing's parsing workers encoded already (an EncodedBatch) travel as one small message
-naming each segment's tag and entry ends, followed by each segment's entries as a frame of its own
+naming each segment's tag and number of entries, followed by each segment's entries as a frame of its own
 (nothing copies them on the way); the helper only chunks, sends and spools those.
 
 The order of the pipe is what keeps ``flush`` exact: a flush request follows the Records consumed
@@ -45,6 +45,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import msgpack
+import msgspec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -63,6 +64,17 @@ FEED_RECORDS = 2048  # Records per pipe message
 STATUS_INTERVAL = 0.1  # s between reports; what the collector holds for a resend is ~this long of events
 ROOM_WAIT = 1.0  # s between the helper's looks at its sender and its parent while its queue is full
 READER_JOIN = 5.0  # s to read what a dead helper left in the pipe (its last report)
+
+
+_ENCODER = msgspec.msgpack.Encoder()  # msgpack's bytes; for a batch of Records in a fifth of msgpack's time
+
+
+def records_message(records: Sequence[Record]) -> bytearray:
+    """The pipe message of a batch of Records: its kind, then its RowBatch form (the message is encoded
+    after the kind, not copied to prepend it)."""
+    message = bytearray(RECORDS)
+    _ENCODER.encode_into(RowBatch.of(records).pipe_form(), message, 1)
+    return message
 
 
 # -- the helper process ------------------------------------------------------------------------------
@@ -129,7 +141,7 @@ def helper_main(connection: Connection, config: FluentForwardConfig, lock_wait: 
                     records: RowBatch | EncodedBatch = RowBatch.from_pipe(unpacked)
                 else:  # each segment's entries follow as a frame of its own
                     try:
-                        segments = [(tag, connection.recv_bytes(), ends) for tag, ends in unpacked]
+                        segments = [(tag, connection.recv_bytes(), count) for tag, count in unpacked]
                     except (EOFError, OSError):
                         break  # the collector is gone; what it sent whole is handled below
                     records = EncodedBatch.from_pipe(segments)
@@ -528,7 +540,7 @@ class ProcessForwardSink:
         return EncodedBatch(segments)
 
     def _feed(self) -> None:
-        pack = msgpack.Packer().pack
+        pack = _ENCODER.encode
         while True:
             helper = self._helper()
             item = self._take(helper)
@@ -547,7 +559,7 @@ class ProcessForwardSink:
                     frames = [entries for _, entries, _ in item.segments]
                     self._send(helper, item, ENCODED + pack(item.heads()), frames)
                 else:
-                    self._send(helper, item, RECORDS + pack(RowBatch.of(item).pipe_form()))
+                    self._send(helper, item, records_message(item))
             except Exception:
                 log.exception("fluentforward: cannot hand a batch to the helper process")
                 if not isinstance(item, _FlushRequest):
@@ -556,7 +568,9 @@ class ProcessForwardSink:
                 with self._cond:
                     self._sending = 0
 
-    def _send(self, helper: _Helper, item: Item, message: bytes, frames: Sequence[bytes] = ()) -> None:
+    def _send(
+        self, helper: _Helper, item: Item, message: bytes | bytearray, frames: Sequence[bytes | bytearray] = ()
+    ) -> None:
         with self._cond:
             if not isinstance(item, _FlushRequest):
                 helper.sent += len(item)

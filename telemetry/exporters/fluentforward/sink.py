@@ -37,19 +37,18 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from telemetry.exporters.export_queue import backoff_delay
 from telemetry.exporters.fluentforward.config import FluentForwardConfig
-from telemetry.exporters.fluentforward.encoder import EncodedBatch, EntryEncoder, Pieces, RowBatch, add_segments, joined
+from telemetry.exporters.fluentforward.encoder import Batch, EntryEncoder
 from telemetry.exporters.fluentforward.spool import Chunk, Spool
 from telemetry.exporters.fluentforward.transport import ForwardConnection, ForwardError
 from telemetry.exporters.log_event import now_timestamp
 from telemetry.exporters.sender import SenderState
-from telemetry.model import Record
 from telemetry.selfmetrics import SelfStats
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,6 @@ METRICS: tuple[tuple[str, type[CounterMetricFamily] | type[GaugeMetricFamily], s
     ("spool_events", GaugeMetricFamily, "meshscope_fluentforward_spool_events", "Events in the spool waiting for Fluentd."),
     ("spool_bytes", GaugeMetricFamily, "meshscope_fluentforward_spool_bytes", "Size of the spool's segment files."),
 )  # fmt: skip
-Batch = Sequence[Record] | RowBatch | EncodedBatch
 COUNTERS = tuple(key for key, family, _, _ in METRICS if family is CounterMetricFamily)
 
 
@@ -394,15 +392,7 @@ class ForwardSink:
 
     def _encode(self, batches: list[Batch]) -> list[Chunk]:
         fallback, now = now_timestamp(), divmod(time.time_ns(), 1_000_000_000)
-        pieces: Pieces = {}
-        for batch in batches:
-            if isinstance(batch, EncodedBatch):
-                add_segments(pieces, batch)
-            elif isinstance(batch, RowBatch):
-                self._encoder.encode_batch(batch, fallback, now, pieces)
-            else:
-                self._encoder.encode_pieces(batch, fallback, now, pieces)
-        groups = joined(pieces)
+        groups = self._encoder.encode_all(batches, fallback, now)
         skipped, self._encoder.unencodable = self._encoder.unencodable, 0
         if skipped:
             self._drop("unencodable", skipped)

@@ -66,7 +66,7 @@ class Chunk(NamedTuple):
 
     tag: str
     chunk_id: str  # base64 of 16 random bytes, the Forward protocol's "chunk" option (stable across resends)
-    entries: bytes  # concatenated msgpack [time, record] entries
+    entries: bytes | bytearray  # concatenated msgpack [time, record] entries
     events: int
     attempted: bool = False  # written to Fluentd before without an acknowledgement: a resend may duplicate
 

@@ -99,7 +99,7 @@ def with_entries(message: tuple[Any, ...], conn: Connection) -> tuple[Any, ...]:
     heads = message[ENCODED_AT]
     if not heads:
         return message
-    segments = [(tag, conn.recv_bytes(), ends) for tag, ends in heads]
+    segments = [(tag, conn.recv_bytes(), count) for tag, count in heads]
     return (*message[:ENCODED_AT], segments, *message[ENCODED_AT + 1 :])
 
 

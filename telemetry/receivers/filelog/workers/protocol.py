@@ -6,7 +6,7 @@ identity fields) as references; both ends are this program, so its lack of valid
 Worker -> collector:
     (BATCH, records_parsed, request_series, tcp_series, record_tuples, parse_errors, drops, dead_letters,
      learned_peers, marks, closed_keys, encoded_heads, fill_tuples)
-      encoded_heads: (tag, entry ends) of the forward sink's encoded segments, whose entries follow the
+      encoded_heads: (tag, entry count) of the forward sink's encoded segments, whose entries follow the
       message as raw frames (``send_bytes``), one per segment; fill_tuples: while the collector's request-id
       index is in use, every Record (none is encoded then), for every sink but the metrics ones, so the
       collector can give each the trace id its request id has

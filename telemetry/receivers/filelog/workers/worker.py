@@ -327,7 +327,7 @@ class Worker:
             self.peers.learned,
             changed,
             closed,
-            [(tag, ends) for tag, _, ends in self._encoded],
+            [(tag, count) for tag, _, count in self._encoded],
             self._fill,
         )
         while self._credits <= 0:
@@ -345,7 +345,7 @@ class Worker:
         self.dead_letter.samples = []
         self.peers.learned = []
 
-    def _send(self, message: tuple[Any, ...], frames: list[bytes] | None = None) -> None:
+    def _send(self, message: tuple[Any, ...], frames: list[bytes | bytearray] | None = None) -> None:
         try:
             self._conn.send_bytes(encode(message))
             for frame in frames or ():

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from telemetry.envoy.parser import ParseError, make_parser
 from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.fluentforward import encoder as encoder_module
-from telemetry.exporters.fluentforward.encoder import EncodedBatch, EntryEncoder, RowBatch, joined, parse_event_time
+from telemetry.exporters.fluentforward.encoder import (
+    EncodedBatch,
+    EntryEncoder,
+    RowBatch,
+    entry_ends,
+    parse_event_time,
+)
 from telemetry.exporters.log_event import record_event, reporter_namespace
 from telemetry.model import IDENTITY_FIELDS, Record, Workload
 
@@ -61,7 +67,7 @@ def check(records: list[Record], include_original: bool, tag: str = "meshscope.a
     assert encoder.unencodable == 0
     # The helper process's way (through the pipe as a RowBatch, by a fresh encoder) gives the same bytes.
     piped = RowBatch.from_pipe(msgpack.unpackb(msgpack.packb(RowBatch.of(records).pipe_form()), use_list=False))
-    assert joined(EntryEncoder(tag, include_original).encode_batch(piped, FALLBACK, NOW)) == encoded
+    assert EntryEncoder(tag, include_original).encode_all([piped], FALLBACK, NOW) == encoded
     assert len(decoded) == len(records)
     by_tag: dict[str, list[tuple[object, dict]]] = {}  # type: ignore[type-arg]
     for got_tag, when, event in decoded:
@@ -217,12 +223,10 @@ def test_a_row_batch_crosses_the_pipe_and_encodes_to_the_same_bytes_as_its_recor
     received = RowBatch.from_pipe(msgpack.unpackb(msgpack.packb(batch.pipe_form()), use_list=False))
     encoder = EntryEncoder("meshscope.access.{namespace}", include_original=True)
     want = encoder.encode(records, FALLBACK, NOW)
-    assert joined(encoder.encode_batch(received, FALLBACK, NOW)) == want
+    assert encoder.encode_all([received], FALLBACK, NOW) == want
     # A slice keeps the keys; two slices encoded into one output are the whole batch again.
     middle = len(records) // 2
-    pieces = encoder.encode_batch(received[:middle], FALLBACK, NOW)
-    encoder.encode_batch(received[middle:], FALLBACK, NOW, pieces)
-    assert joined(pieces) == want
+    assert encoder.encode_all([received[:middle], received[middle:]], FALLBACK, NOW) == want
     check(records, include_original=True)
 
 
@@ -262,9 +266,7 @@ def test_the_caches_stay_within_their_bound_and_the_events_stay_right(monkeypatc
 
 
 def segments_decoded(batch: EncodedBatch) -> list[tuple[str, object, dict]]:  # type: ignore[type-arg]
-    return decode(
-        {f"{index}:{tag}": (entries, len(ends) // 4) for index, (tag, entries, ends) in enumerate(batch.segments)}
-    )
+    return decode({f"{index}:{tag}": (entries, count) for index, (tag, entries, count) in enumerate(batch.segments)})
 
 
 def test_encoded_segments_hold_the_same_entries_as_encoding_the_records_and_slice_at_any_event() -> None:
@@ -274,7 +276,7 @@ def test_encoded_segments_hold_the_same_entries_as_encoding_the_records_and_slic
     whole = EncodedBatch(EntryEncoder(tag, True).encode_segments(records, FALLBACK, NOW))
     expected = EntryEncoder(tag, True).encode(records, FALLBACK, NOW)
     assert len(whole) == len(records) and len(whole.segments) == len(expected) >= 2
-    assert {tag: (entries, len(ends) // 4) for tag, entries, ends in whole.segments} == expected
+    assert {tag: (entries, count) for tag, entries, count in whole.segments} == expected
     events = [(tag.partition(":")[2], when, event) for tag, when, event in segments_decoded(whole)]
     for start, stop in ((0, len(records)), (0, 1), (3, 17), (len(records) - 45, len(records) - 5), (5, 5)):
         part = whole[start:stop]
@@ -284,15 +286,128 @@ def test_encoded_segments_hold_the_same_entries_as_encoding_the_records_and_slic
         heads = msgpack.unpackb(msgpack.packb(part.heads()), use_list=False)
         frames = [entries for _, entries, _ in part.segments]
         piped = EncodedBatch.from_pipe(
-            [(tag, entries, ends) for (tag, ends), entries in zip(heads, frames, strict=True)]
+            [(tag, bytes(entries), count) for (tag, count), entries in zip(heads, frames, strict=True)]
         )
         assert piped.segments == part.segments
 
 
-def test_an_encoded_batch_from_the_pipe_must_have_ends_that_match_its_entries() -> None:
+def test_an_encoded_batch_from_the_pipe_must_hold_exactly_its_count_of_whole_entries() -> None:
     (segment,) = EntryEncoder("t").encode_segments(golden_records(False)[:3], FALLBACK, NOW)
-    tag, entries, ends = segment
-    assert len(EncodedBatch.from_pipe([[tag, entries, ends]])) == 3
-    for bad in ([[tag, entries[:-1], ends]], [[tag, entries, ends[:-1]]], [[tag, entries]], [[1, entries, ends]], "x"):
+    tag, entries, count = segment
+    entries = bytes(entries)
+    assert len(EncodedBatch.from_pipe([[tag, entries, count]])) == 3
+    first_end = entry_ends(entries, 3)[0]
+    for bad in (
+        [[tag, entries[:-1], count]],  # the last entry cut short
+        [[tag, entries + b"\xc0", count]],  # something after the last entry
+        [[tag, entries, 2]],
+        [[tag, entries, 4]],
+        [[tag, entries[:first_end], 0]],
+        [[tag, entries, True]],
+        [[tag, b"\xc1" + entries[1:], count]],  # not msgpack
+        [[tag, entries]],
+        [[1, entries, count]],
+        "x",
+    ):
         with pytest.raises(ValueError):
             EncodedBatch.from_pipe(bad)
+
+
+def test_entry_ends_finds_every_entry_of_a_segment_of_any_size() -> None:
+    records = golden_records(include_original=True) * 2  # sizes with each msgpack array header: fixarray, array16
+    for size in (1, 15, 16, 40):
+        ((_, entries, count),) = EntryEncoder("t", True).encode_segments(records[:size], FALLBACK, NOW)
+        ends = entry_ends(entries, count)
+        assert len(ends) == count == size and ends[-1] == len(entries)
+        unpacker = msgpack.Unpacker(raw=False)
+        starts = [0, *ends[:-1]]
+        for start, end, record in zip(starts, ends, records[:size], strict=True):
+            when, event = msgpack.unpackb(entries[start:end], raw=False)
+            assert event == record_event(record, FALLBACK, True)
+        unpacker.feed(entries)
+        assert len(list(unpacker)) == count
+
+
+# Values each path must treat as record_event + msgpack do: non-ASCII, empty, at and beyond msgpack's
+# integer limits, surrogates that have no UTF-8 form, and types that are not str or int.
+ODD_VALUES = [
+    {"path": "/ünïcødé/日本/🚀", "user_agent": "curl/8 (Ω)", "authority": "bücher.example"},
+    {"path": "", "user_agent": "", "request_id": "", "trace_id": "", "span_id": "", "start_time": ""},
+    {"bytes_received": 2**64 - 1, "bytes_sent": 0, "duration_ms": 0},
+    {"bytes_received": 2**64},  # beyond a msgpack integer: unencodable
+    {"bytes_sent": -(2**63) - 1},  # below one: unencodable
+    {"duration_ms": 2**62},  # its event.duration in ns overflows: unencodable
+    {"path": "/\ud800"},  # a lone surrogate has no UTF-8 form: unencodable
+    {"user_agent": b"bytes"},  # not a str: packed as bin by both, as record_event would be
+    {"request_id": object()},  # no msgpack form at all: unencodable
+    {"path": "x" * 70_000, "original": "y" * 300},  # str32 and str16 headers
+    {"source_address": "10.0.0.1:99999999999999999999999"},  # a port beyond a msgpack integer: unencodable
+]
+
+
+def packs(value: object) -> bool:
+    try:
+        msgpack.packb(value)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("odd", ODD_VALUES, ids=lambda odd: ",".join(odd))
+@pytest.mark.parametrize("include_original", [False, True])
+def test_odd_values_encode_as_record_event_or_are_counted_and_skipped_on_every_path(
+    odd: dict[str, object], include_original: bool
+) -> None:
+    good = golden_records(include_original=True)[:4]
+    odd_record = good[0]._replace(**odd)  # type: ignore[arg-type]
+    odd_records = (odd_record, odd_record._replace(reporter="destination", destination_namespace="other"))
+    batch = [good[1], odd_records[0], good[2], odd_records[1], good[3]]
+    encodable = packs(record_event(odd_record, FALLBACK, include_original))
+    want = [record for record in batch if encodable or all(record is not odd for odd in odd_records)]
+    skipped = len(batch) - len(want)
+    tag = "t.{namespace}"
+    expected = sorted(
+        (
+            tag.replace("{namespace}", reporter_namespace(record)),
+            repr(sorted(record_event(record, FALLBACK, include_original).items())),
+        )
+        for record in want
+    )
+
+    def events(decoded: list[tuple[str, object, dict]]) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+        return sorted((got_tag.rpartition(":")[2], repr(sorted(event.items()))) for got_tag, _, event in decoded)
+
+    # The sink's way: Records, a RowBatch from the pipe, both in one output ...
+    encoder = EntryEncoder(tag, include_original)
+    out = encoder.encode(batch, FALLBACK, NOW)
+    assert events(decode(out)) == expected
+    assert encoder.unencodable == skipped
+    if packs(RowBatch.of(batch).pipe_form()):
+        piped = RowBatch.from_pipe(msgpack.unpackb(msgpack.packb(RowBatch.of(batch).pipe_form()), use_list=False))
+        encoder = EntryEncoder(tag, include_original)
+        doubled = {key: (entries + entries, count * 2) for key, (entries, count) in out.items()}
+        assert encoder.encode_all([piped, batch], FALLBACK, NOW) == doubled
+        assert encoder.unencodable == 2 * skipped
+    # ... and a parsing worker's: segments holding the same entries, which split at any event.
+    encoder = EntryEncoder(tag, include_original)
+    segments = EncodedBatch(encoder.encode_segments(batch, FALLBACK, NOW))
+    assert encoder.unencodable == skipped
+    assert len(segments) == len(want)
+    whole = segments_decoded(segments)
+    assert events(whole) == expected
+    one_by_one = [segments_decoded(segments[n : n + 1]) for n in range(len(want))]
+    assert [event for ((_, _, event),) in one_by_one] == [event for _, _, event in whole]
+
+
+def test_a_batch_encoded_as_one_list_of_any_length_is_its_entries_one_after_the_other() -> None:
+    # One batch's entries are encoded as one flat list whose array header (1, 3 or 5 bytes, by its length)
+    # is cut off: every size gives the bytes of encoding each Record alone.
+    records = golden_records(include_original=True) * 120  # > 65,535 values: an array32 header
+    encoder = EntryEncoder("t.{namespace}", include_original=True)
+    for size in (1, 2, 100, len(records)):
+        want: dict[str, tuple[bytes, int]] = {}
+        for record in records[:size]:
+            for tag, (entries, count) in encoder.encode([record], FALLBACK, NOW).items():
+                before, counted = want.get(tag, (b"", 0))
+                want[tag] = (before + entries, counted + count)
+        assert encoder.encode(records[:size], FALLBACK, NOW) == want
