@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+from accesslogentries import entry
 
 from telemetry.envoy.parser import LineParser, make_parser
 from telemetry.envoy.peers import PeerTable
@@ -19,15 +20,7 @@ render = compile_renderer(PRESETS["json"])
 
 
 def json_line(**values: str) -> str:
-    base = {
-        "start_time": "2024-05-04T17:22:59.046Z", "method": "GET", "path": "/reviews/0", "protocol": "HTTP/1.1",
-        "response_code": "200", "bytes_received": "0", "bytes_sent": "295", "duration": "24",
-        "user_agent": "python-requests/2.31.0", "request_id": "6e7e5f5e", "authority": "reviews:9080",
-        "upstream_host": "10.244.0.12:9080", "upstream_cluster": "outbound|9080|v2|reviews.default.svc.cluster.local",
-        "upstream_local_address": "10.244.0.9:43210", "downstream_local_address": "10.96.12.34:9080",
-        "downstream_remote_address": "10.244.0.9:50212", "route_name": "default",
-    }  # fmt: skip
-    return render({**base, **values})
+    return render(entry(**values))
 
 
 GOOD = [
