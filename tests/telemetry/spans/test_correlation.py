@@ -195,3 +195,17 @@ def test_failure_is_5xx_no_response_or_a_grpc_error() -> None:
     assert not is_failure(Record(protocol="grpc", response_code=200, grpc_status="0"))
     assert not is_failure(Record(response_code=404))
     assert not is_failure(Record(protocol="tcp", response_code=0))
+
+
+def test_a_full_index_makes_room_for_a_batch_of_new_request_ids_oldest_first() -> None:
+    index, one_by_one = RequestTraceIndex(max_entries=100), RequestTraceIndex(max_entries=100)
+    first = [Record(request_id=f"old-{n}", trace_id=f"{n:032x}") for n in range(100)]
+    batch = [Record(request_id=f"new-{n}", trace_id=f"{n + 1000:032x}") for n in range(30)]
+    for records in (first, batch):
+        index.remember_records(records)
+        for record in records:
+            one_by_one.remember(record.request_id, record.trace_id)
+    assert index.evicted == 30 and len(index) == 100
+    assert list(index._trace_of.items()) == list(one_by_one._trace_of.items())
+    assert index.trace_id_of("old-29") is None and index.trace_id_of("old-30") == f"{30:032x}"
+    assert index.trace_id_of("new-29") == f"{1029:032x}"
