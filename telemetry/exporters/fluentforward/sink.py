@@ -371,7 +371,17 @@ class ForwardSink:
             batch, start = self._queue[0]
             size = len(batch)
             stop = min(size, start + limit - count)
-            taken.append(batch if start == 0 and stop == size else batch[start:stop])
+            try:
+                taken.append(batch if start == 0 and stop == size else batch[start:stop])
+            except ValueError:
+                # Encoded events that are not what their count says, found where they had to be split:
+                # the rest of that batch is dropped whole, before any of it is in a chunk.
+                log.error("fluentforward: %d encoded events are malformed; dropped", size - start)
+                self._drop("malformed", size - start)
+                self._queue.popleft()
+                self._queued -= size - start
+                self._dequeued += size - start
+                continue
             count += stop - start
             if stop == size:
                 self._queue.popleft()

@@ -39,6 +39,7 @@ from telemetry.deadletter import DeadLetter
 from telemetry.envoy.parser import make_parser
 from telemetry.envoy.peers import PeerTable
 from telemetry.exporters.fluentforward.encoder import EncodedBatch
+from telemetry.exporters.fluentforward.frames import recv_frame, widen
 from telemetry.model import RECORD_FIELDS, Record, Workload
 from telemetry.pipeline import Pipeline
 from telemetry.receivers.filelog.checkpoint import CheckpointFile, FileMark
@@ -99,7 +100,7 @@ def with_entries(message: tuple[Any, ...], conn: Connection) -> tuple[Any, ...]:
     heads = message[ENCODED_AT]
     if not heads:
         return message
-    segments = [(tag, conn.recv_bytes(), count) for tag, count in heads]
+    segments = [(tag, recv_frame(conn), count) for tag, count in heads]
     return (*message[:ENCODED_AT], segments, *message[ENCODED_AT + 1 :])
 
 
@@ -296,6 +297,9 @@ class ParallelFileLogReceiver:
             encode=(encoded.tag, encoded.include_original) if (encoded := self._outputs.encoded) else None,
         )
         parent_end, child_end = self._context.Pipe()
+        # Larger buffers: a batch's frames of encoded events go in one write each (the credits bound them).
+        widen(parent_end)
+        widen(child_end)
         process = self._context.Process(
             target=worker.main,
             args=(child_end, settings),

@@ -291,26 +291,46 @@ def test_encoded_segments_hold_the_same_entries_as_encoding_the_records_and_slic
         assert piped.segments == part.segments
 
 
-def test_an_encoded_batch_from_the_pipe_must_hold_exactly_its_count_of_whole_entries() -> None:
+def test_an_encoded_batch_from_the_pipe_is_refused_when_a_segment_is_visibly_not_its_count_of_entries() -> None:
     (segment,) = EntryEncoder("t").encode_segments(golden_records(False)[:3], FALLBACK, NOW)
     tag, entries, count = segment
     entries = bytes(entries)
     assert len(EncodedBatch.from_pipe([[tag, entries, count]])) == 3
+    assert len(EncodedBatch.from_pipe([(tag, bytearray(entries), count)])) == 3  # as recv_frame reads it
     first_end = entry_ends(entries, 3)[0]
     for bad in (
-        [[tag, entries[:-1], count]],  # the last entry cut short
-        [[tag, entries + b"\xc0", count]],  # something after the last entry
-        [[tag, entries, 2]],
-        [[tag, entries, 4]],
         [[tag, entries[:first_end], 0]],
+        [[tag, entries, -1]],
         [[tag, entries, True]],
         [[tag, b"\xc1" + entries[1:], count]],  # not msgpack
+        [[tag, entries[3:], count]],  # not at an entry's start
+        [[tag, entries[:first_end], 200]],  # too short to hold that many entries
+        [[tag, entries.decode("latin-1"), count]],
         [[tag, entries]],
         [[1, entries, count]],
         "x",
     ):
         with pytest.raises(ValueError):
             EncodedBatch.from_pipe(bad)
+
+
+def test_a_segment_whose_count_or_end_is_wrong_is_refused_where_it_is_split() -> None:
+    # The check on arrival costs the same for any number of entries; reading a segment through is left to
+    # where it is split, and there it refuses what is not exactly its count of whole entries.
+    (segment,) = EntryEncoder("t").encode_segments(golden_records(False)[:3], FALLBACK, NOW)
+    tag, entries, count = segment
+    entries = bytes(entries)
+    assert len(EncodedBatch.from_pipe([[tag, entries, count]])[1:2]) == 1
+    for bad_entries, bad_count in (
+        (entries[:-1], count),  # the last entry cut short
+        (entries + b"\xc0", count),  # something after the last entry
+        (entries, 2),
+        (entries, 4),
+    ):
+        batch = EncodedBatch.from_pipe([[tag, bad_entries, bad_count]])
+        assert len(batch) == bad_count
+        with pytest.raises(ValueError):
+            batch[1:2]
 
 
 def test_entry_ends_finds_every_entry_of_a_segment_of_any_size() -> None:
@@ -411,3 +431,38 @@ def test_a_batch_encoded_as_one_list_of_any_length_is_its_entries_one_after_the_
                 before, counted = want.get(tag, (b"", 0))
                 want[tag] = (before + entries, counted + count)
         assert encoder.encode(records[:size], FALLBACK, NOW) == want
+
+
+def test_a_value_whose_encoding_recurses_without_end_costs_its_record_only() -> None:
+    good = Record(reporter="source", source_namespace="a", response_code=200)
+    looped: list[object] = []
+    looped.append(looped)
+    bad = good._replace(path=looped)  # type: ignore[arg-type]
+    encoder = EntryEncoder("t.{namespace}")
+    assert len(decode(encoder.encode([good, bad, good], FALLBACK, NOW))) == 2 and encoder.unencodable == 1
+    assert len(decode(encoder.encode([good], FALLBACK, NOW))) == 1 and encoder.unencodable == 1
+
+
+def test_entry_ends_refuses_a_count_no_segment_can_hold_with_a_value_error() -> None:
+    ((_, entries, count),) = EntryEncoder("t").encode_segments(golden_records(False)[:2], FALLBACK, NOW)
+    for wrong in (0, -1, 1 << 32):
+        with pytest.raises(ValueError):
+            entry_ends(entries, wrong)
+
+
+def test_a_long_segment_split_again_and_again_is_read_through_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = golden_records(False) * 40
+    batch = EncodedBatch(EntryEncoder("t").encode_segments(records, FALLBACK, NOW))
+    assert len(batch.segments) == 1
+    reads: list[int] = []
+    real = encoder_module.entry_ends
+    monkeypatch.setattr(
+        encoder_module, "entry_ends", lambda entries, count: reads.append(count) or real(entries, count)
+    )
+    taken = []
+    while len(batch):
+        taken.append(batch[:100])
+        batch = batch[100:]
+    assert reads == [len(records)]
+    whole = b"".join(bytes(part.segments[0][1]) for part in taken)
+    assert whole == bytes(EncodedBatch(EntryEncoder("t").encode_segments(records, FALLBACK, NOW)).segments[0][1])

@@ -12,7 +12,7 @@ from forwardpeer import ForwardPeer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from telemetry.exporters.fluentforward.encoder import EncodedBatch, EntryEncoder
-from telemetry.exporters.fluentforward.process import ProcessForwardSink
+from telemetry.exporters.fluentforward.process import PipedRecords, ProcessForwardSink, records_message
 from telemetry.exporters.fluentforward.sink import STAGE
 from telemetry.exporters.log_event import record_event
 from telemetry.selfmetrics import SelfStats
@@ -261,3 +261,14 @@ def test_an_encoded_batch_larger_than_the_helper_holds_is_split_and_arrives_whol
         sink.shutdown()
     assert stats.dropped == {}
     assert request_numbers(events) == list(range(6000))
+
+
+def test_records_kept_as_their_pipe_message_read_back_as_the_records_fields() -> None:
+    # What the collector keeps for a resend once the Records themselves are freed.
+    records = golden_records(True) + numbered(40)
+    piped = PipedRecords(records_message(records), len(records))
+    assert len(piped) == len(records)
+    assert piped[0:] == [tuple(record) for record in records]
+    assert piped[len(records) - 7 :] == [tuple(record) for record in records[-7:]]
+    # Read back, they make the same message again: a resent batch is what the helper first got.
+    assert records_message(piped[0:]) == piped.message

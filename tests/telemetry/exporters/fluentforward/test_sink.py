@@ -334,6 +334,28 @@ def test_a_full_memory_queue_drops_the_oldest_records_and_counts_them(peer: Forw
     assert [event.record for event in newest] == [record_event(record, "") for record in numbered(100, 410)]
 
 
+def test_encoded_events_found_malformed_where_split_are_dropped_before_any_chunk_holds_them(
+    peer: ForwardPeer,
+) -> None:
+    encoder = EntryEncoder("meshscope.access.{namespace}", False)
+    first, bad, last = (encoder.encode_segments(numbered(3, start, 1), "", (0, 0)) for start in (0, 3, 6))
+    ((tag, entries, _),) = bad
+    malformed = EncodedBatch([(tag, entries, 4)])  # 3 entries that say they are 4
+    stats = SelfStats()
+    # Chunks of 5: the first batch and 2 of the malformed one make the first, so that one must be split.
+    sink = ForwardSink(config(peer.endpoint, None, batch_size=5, batch_timeout=30.0), stats)
+    try:
+        for batch in (EncodedBatch(first), malformed, EncodedBatch(last)):
+            sink.consume(batch)
+        assert sink.flush(10)  # everything settled: the malformed events are counted as dropped
+        events = peer.events()
+    finally:
+        sink.shutdown()
+    assert request_numbers(events) == [0, 1, 2, 6, 7, 8]
+    assert stats.dropped == {(STAGE, "malformed"): 4}
+    assert peer.log.errors == [] and stats.exported == {"fluentforward": 6}
+
+
 def chunks_of(events: list[Event]) -> list[list[Event]]:
     chunks: dict[str | None, list[Event]] = {}
     for event in events:
