@@ -136,13 +136,15 @@ def ingest(
             with _open(path) as stream:
                 for body, bad in read_blocks(stream, max_line_bytes, advance):
                     # A block of plain lines may be read whole; when not, it is split into lines.
-                    records = None
+                    block = None
+                    if body is not None and unwrapper.kind == "plain" and none_over(body, max_line_bytes):
+                        block = parser.parse_block(body)
                     if body is None:
                         records = []
-                    elif unwrapper.kind == "plain" and none_over(body, max_line_bytes):
-                        records = parser.parse_block(body)
-                        lines += 0 if records is None else len(records)
-                    if records is None:
+                    elif block is not None:
+                        records = block
+                        lines += len(block)
+                    else:
                         decoded = split_block(body, max_line_bytes, bad)
                         lines += len(decoded)
                         if unwrapper.kind != "plain":
