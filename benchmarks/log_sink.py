@@ -1,7 +1,7 @@
 """The Fluentd forward log sink: encoding cost, events/s to an acknowledging peer, and into the spool.
 
     .venv/bin/python benchmarks/log_sink.py [--events 400000] [--parts encoding,delivery,helper,spool,end-to-end]
-        [--lines 200000] [--files 4] [--modes 0-off,0-thread,0-helper,2-off,2-thread,2-helper]
+        [--lines 200000] [--files 4] [--modes 0-off,0-thread,0-helper,2-off,2-thread,2-helper] [--correlating]
 
 1. encoding: µs per Record, ``record_event`` + ``msgpack.packb`` against the sink's EntryEncoder;
 2. delivery: the sink fed in the pipeline's batches (8192 Records) as fast as it takes them, to a
@@ -15,7 +15,8 @@
    sink off, on in the collector's process (``thread``) or on with its helper process (``helper``). The
    files appear (one rename) once the collector, its workers and its helper are up and idle; lines/s is
    from then to the last line counted (and, with the sink, acknowledged), with the CPU time per line of
-   the collector's process, the workers and the helper;
+   the collector's process, the workers and the helper; ``--correlating`` runs it as while proxy spans
+   are received (the request-id index in use: every Record goes to the collector for its trace id);
 and the peak RSS of the process. Figures are printed, never asserted.
 """
 
@@ -220,7 +221,7 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def end_to_end(lines: int, files: int, workdir: Path, modes: list[tuple[int, bool, bool]]) -> None:
+def end_to_end(lines: int, files: int, workdir: Path, modes: list[tuple[int, bool, bool]], correlating: bool) -> None:
     """Each mode (parse workers, sink on, helper process) in a fresh collector: the files appear (one rename)
     once it is up and its workers and helper are idle; lines/s from then to every line counted (and, with
     the sink, acknowledged)."""
@@ -253,6 +254,9 @@ def end_to_end(lines: int, files: int, workdir: Path, modes: list[tuple[int, boo
                 "graph": {"enabled": False},
             }  # fmt: skip
             collector = Collector(load(Config, data))
+            if correlating:
+                # As while proxy spans are received: every Record goes to the collector for its trace id.
+                collector._request_index.remember("request-id", "0af7651916cd43dd8448eb211c80319c")
             stats = collector.stats
             collector.start()
             receiver = collector.receiver("filelog")
@@ -273,13 +277,14 @@ def end_to_end(lines: int, files: int, workdir: Path, modes: list[tuple[int, boo
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             used = {role: sum(map(process_cpu, found)) - before[role] for role, found in pids.items()}
             acknowledged = stats.exported.get("fluentforward", 0)
+            dropped = sum(stats.dropped.values())
             collector.shutdown()
             os.rename(watched, staging)
             mode = "off" if not forward else "on, helper process" if helper else "on, in-process"
             others = "".join(f", {role}s {seconds / lines * 1e6:.2f}" for role, seconds in used.items() if pids[role])
             print(f"end to end, workers {workers}, forward sink {mode:18s}: {lines / elapsed:10,.0f} lines/s "
                   f"(µs CPU/line: collector process {cpu / lines * 1e6:.2f}{others}"
-                  f"{f'; acknowledged {acknowledged:,}' if forward else ''})")  # fmt: skip
+                  f"{f'; acknowledged {acknowledged:,}' if forward else ''}{f'; DROPPED {dropped:,}' if dropped else ''})")  # fmt: skip
 
 
 def settle(workers: int, pids: dict[str, list[int]], receiver: object) -> None:
@@ -308,6 +313,9 @@ def main() -> None:
         default=",".join(MODES),
         help="end-to-end modes: WORKERS-SINK, SINK one of off, thread, helper (e.g. 0-off,2-helper)",
     )
+    parser.add_argument(
+        "--correlating", action="store_true", help="end to end as while proxy spans are received (request ids)"
+    )
     parser.add_argument("--parts", default=",".join(PARTS), help=f"which parts, comma separated: {','.join(PARTS)}")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -331,7 +339,7 @@ def main() -> None:
             print(f"peak RSS after spooling {rss_mib():.0f} MiB")
     if "end-to-end" in parts:
         with tempfile.TemporaryDirectory() as third:
-            end_to_end(args.lines, args.files, Path(third), modes)
+            end_to_end(args.lines, args.files, Path(third), modes, args.correlating)
 
 
 if __name__ == "__main__":
