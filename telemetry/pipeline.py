@@ -60,6 +60,16 @@ class Sink(Protocol):
     def shutdown(self) -> None: ...
 
 
+class HoldsBack(Protocol):
+    """A sink with a bounded queue of its own (the log sinks), which would drop its oldest Records when
+    full. Receivers that can wait (file tailing, through ``Pipeline.wait_for_room``) wait for it too."""
+
+    def hold_back(self, count: int, timeout: float) -> bool:
+        """True once ``count`` more Records fit (or waiting cannot help: the sink counts what it drops);
+        False when ``timeout`` ran out first."""
+        ...
+
+
 class Receiver(Protocol):
     def start(self) -> None: ...
 
@@ -88,6 +98,7 @@ class Pipeline:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be positive")
         self._sinks = list(sinks)
+        self._holding: list[HoldsBack] = [sink for _, sink in sinks if callable(getattr(sink, "hold_back", None))]  # type: ignore[misc]
         self._stats = stats
         self._capacity = queue_size
         self._batch_size = batch_size
@@ -122,15 +133,22 @@ class Pipeline:
         """Whether ``count`` records would be accepted now, waiting up to ``timeout``; counts nothing.
 
         For a receiver that can wait but must also notice its own shutdown: it waits in slices here and
-        submits once there is room.
+        submits once there is room. Sinks with a bounded queue of their own (``HoldsBack``) are waited
+        for too: file tailing falls behind rather than a log sink dropping the oldest Records.
         """
         deadline = time.monotonic() + timeout
+        holding = bool(self._holding)
         with self._cond:
-            while self._no_room(count):
+            # With such sinks, what the pipeline holds is delivered first: then each sink's queue is all
+            # there is ahead of this batch, and its room the whole question.
+            while self._no_room(count) or (holding and not self._closed and (self._queued or self._in_flight)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
+        for sink in self._holding:
+            if not sink.hold_back(count, max(deadline - time.monotonic(), 0.0)):
+                return False
         return True
 
     def submit(

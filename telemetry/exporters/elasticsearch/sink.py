@@ -94,6 +94,19 @@ class ElasticsearchSink:
                 self._stats.drop(STAGE, "queue_full", overflow)
             self._cond.notify_all()
 
+    def hold_back(self, count: int, timeout: float) -> bool:
+        """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue; True at
+        once when the sender has stopped or shut down (then consume counts what it drops)."""
+        deadline = time.monotonic() + timeout
+        limit = self._config.queue_size
+        with self._cond:
+            while self.depth() and self.depth() + count > limit and self._sender.is_alive() and not self._state.closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.01))  # not every step of the sender notifies
+        return True
+
     def flush(self, timeout: float) -> bool:
         """Wait until every queued Record has been delivered, refused or given up; False on timeout."""
         return self._state.wait_until_idle(lambda: self.depth() > 0, self._sender, timeout)

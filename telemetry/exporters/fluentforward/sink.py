@@ -207,6 +207,11 @@ class ForwardSink:
             if was_empty or self._queued >= self._config.batch_size:
                 self._cond.notify_all()
 
+    def hold_back(self, count: int, timeout: float) -> bool:
+        """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue; True at
+        once when the sender has stopped (then consume counts what it drops)."""
+        return self.wait_for_room(count, timeout) or not self._worker.is_alive()
+
     def wait_for_room(self, count: int, timeout: float) -> bool:
         """For a feeder that can wait (the helper process's pipe): until ``count`` more Records fit."""
         deadline = time.monotonic() + timeout

@@ -463,6 +463,13 @@ class ParallelFileLogReceiver:
         """Apply one batch whole; False when the pipeline refused its Records (nothing applied: a batch
         carries Records to be filled in, for every sink, or the other Records, never both)."""
         _, parsed, requests, tcp, shipped, errors, drops, dead, learned, marks, closed, encoded, filled = message
+        if encoded and self._outputs.encoded is not None:
+            # Encoded events skip the pipeline, not its hold-back: the sink's queue holds the worker back
+            # (through its credits) rather than dropping its oldest events. Nothing is applied yet.
+            events = sum(count for _, _, count in encoded)
+            while not self._pipeline.wait_for_room(events, SUBMIT_WAIT_SLICE):
+                if self._stop.is_set():
+                    return False
         for ip, values in learned:
             self._peers.learn(ip, workload_of(values))
         # Records the request-id index may give a trace id: every sink but the metrics ones gets them.

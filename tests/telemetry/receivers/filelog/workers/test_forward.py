@@ -47,10 +47,12 @@ def configured(root: Path, workers: int, endpoint: str, helper: bool) -> Config:
     return config
 
 
-def run(root: Path, workers: int, helper: bool, peer: ForwardPeer, traces: dict[str, str]) -> Collector:
+def run(
+    root: Path, workers: int, helper: bool, peer: ForwardPeer, traces: dict[str, str], config: Config | None = None
+) -> Collector:
     rng = random.Random(11)
     contents = {pod: "".join(line + "\n" for line in generated_lines(pod, LINES, rng)) for pod in range(len(PODS))}
-    collector = Collector(configured(root, workers, peer.endpoint, helper), peers=pinned_peers())
+    collector = Collector(config or configured(root, workers, peer.endpoint, helper), peers=pinned_peers())
     for request_id, trace_id in traces.items():
         collector._request_index.remember(request_id, trace_id)
     receiver = collector.receiver("filelog")
@@ -122,3 +124,26 @@ def test_with_fluentd_away_the_checkpoint_covers_only_lines_whose_events_are_spo
             assert len(peer.wait_for_events(events, 30)) == events
         finally:
             again.shutdown()
+
+
+@pytest.mark.parametrize(("workers", "helper"), [(0, False), (0, True), (2, False), (2, True)])
+@pytest.mark.parametrize("correlating", [False, True], ids=["encoded-by-workers", "request-ids-correlated"])
+def test_file_tailing_faster_than_fluentd_waits_for_the_sink_and_loses_nothing(
+    tmp_path: Path, workers: int, helper: bool, correlating: bool
+) -> None:
+    # The sink's queue holds far fewer events than the files, and Fluentd acknowledges slowly: file tailing
+    # must wait for room (the pipeline's hold-back) instead of the sink dropping its oldest as queue_full.
+    traces = {"r0-0": "0" * 31 + "1"} if correlating else {}
+    with ForwardPeer() as peer:
+        peer.ack_delay = 0.005
+        config = configured(tmp_path, workers, peer.endpoint, helper)
+        config.exporters.fluentforward.batch_size = 100
+        config.exporters.fluentforward.queue_size = 1500  # three read chunks; the files hold ~20
+        collector = run(tmp_path, workers, helper, peer, traces, config)
+        try:
+            stats = collector.stats
+            assert dict(stats.dropped) == {}
+            assert stats.exported["fluentforward"] == stats.total_received() == len(peer.events())
+            assert stats.total_received() + stats.total_parse_errors() == LINES * len(PODS)
+        finally:
+            collector.shutdown()
