@@ -417,3 +417,21 @@ def test_the_factory_builds_a_working_sink_from_the_config(fake: FakeElasticsear
         assert stats.queue_depth(STAGE) == 0
     finally:
         sink.shutdown()
+
+
+def test_a_full_queue_holds_file_tailing_back_until_elasticsearch_takes_documents(make_sink, stats: SelfStats) -> None:
+    # What Pipeline.wait_for_room asks of the sink for file tailing: wait for room rather than drop the oldest.
+    port = free_port()
+    sink = make_sink(f"http://127.0.0.1:{port}", queue_size=100, batch_size=10, install_template=False)
+    sink.consume(records(100))
+    assert not sink.hold_back(50, 0.2)  # Elasticsearch is away: no room comes
+    fake = FakeElasticsearch(port).with_template().start()
+    try:
+        assert sink.hold_back(50, 10)
+        sink.consume(records(50, first=100))
+        assert sink.flush(10)
+        assert stats.dropped == {} and numbers(fake.delivered()) == list(range(150))
+    finally:
+        fake.stop()
+    sink.shutdown()
+    assert sink.hold_back(1000, 0.0)  # shut down: waiting cannot help, consume counts what it refuses
