@@ -62,11 +62,14 @@ class Sink(Protocol):
 
 class HoldsBack(Protocol):
     """A sink with a bounded queue of its own (the log sinks), which would drop its oldest Records when
-    full. Receivers that can wait (file tailing, through ``Pipeline.wait_for_room``) wait for it too."""
+    full. Receivers that can wait (file tailing, through ``Pipeline.wait_for_room``) wait for it too, while
+    its backend answers: a slow Fluentd or Elasticsearch holds tailing back, one that is away does not (its
+    outage handling applies: the spool, or drops counted), so an outage of a log backend never stops the
+    metrics of tailed files."""
 
     def hold_back(self, count: int, timeout: float) -> bool:
-        """True once ``count`` more Records fit (or waiting cannot help: the sink counts what it drops);
-        False when ``timeout`` ran out first."""
+        """True once ``count`` more Records fit, or at once when waiting is not wanted (the backend is away)
+        or cannot help (the sink has stopped: it counts what it drops); False when ``timeout`` ran out."""
         ...
 
 

@@ -63,6 +63,11 @@ class SelfStats:
             since = known[2] if known is not None and known[0] == reachable else time.time()
             self._dependencies[dependency] = (reachable, detail, since)
 
+    def reached(self, dependency: str) -> bool:
+        """Whether ``dependency`` answered its last attempt (True before any)."""
+        known = self._dependencies.get(dependency)
+        return known is None or known[0]
+
     def unreachable(self) -> dict[str, tuple[str, float]]:
         """Each backend that did not answer its last attempt: name -> (why, since when, Unix seconds)."""
         with self._lock:

@@ -95,8 +95,11 @@ class ElasticsearchSink:
             self._cond.notify_all()
 
     def hold_back(self, count: int, timeout: float) -> bool:
-        """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue; True at
-        once when the sender has stopped or shut down (then consume counts what it drops)."""
+        """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue, while
+        Elasticsearch answers; True at once when it is away (the oldest are dropped, counted, as before: an
+        outage must not stop tailing) or the sender has stopped or shut down."""
+        if not self._stats.reached(NAME):
+            return True
         deadline = time.monotonic() + timeout
         limit = self._config.queue_size
         with self._cond:

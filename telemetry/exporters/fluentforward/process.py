@@ -440,7 +440,10 @@ class ProcessForwardSink:
 
     def hold_back(self, count: int, timeout: float) -> bool:
         """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue, which the
-        feeder empties into the helper (True at once when shut down: consume counts what it refuses)."""
+        feeder empties into the helper, while Fluentd answers (True at once when it is away, as the helper
+        reports, or when shut down: consume counts what it refuses)."""
+        if not self._stats.reached(DEPENDENCY):
+            return True
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._queued and self._queued + count > self._config.queue_size and not self._state.closed:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +46,7 @@ class FakeElasticsearch:
         self.bulk_sizes: list[int] = []  # bytes of each bulk body, answered or not
         self.data_streams: set[str] = set()  # created on the first write through a data stream template
         self.plain_indices: set[str] = set()  # auto-created without a template: what must not happen
+        self.bulk_delay = 0.0  # seconds each bulk request takes to answer (a slow cluster)
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -73,6 +75,8 @@ class FakeElasticsearch:
                     fake.requests.append((self.command, self.path))
                     fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 path, _, query = self.path.partition("?")
+                if path.endswith("/_bulk") and fake.bulk_delay:
+                    time.sleep(fake.bulk_delay)
                 status, answer = fake.route(self.command, path, body, query)
                 self._answer(status, answer)
 

@@ -419,18 +419,28 @@ def test_the_factory_builds_a_working_sink_from_the_config(fake: FakeElasticsear
         sink.shutdown()
 
 
-def test_a_full_queue_holds_file_tailing_back_until_elasticsearch_takes_documents(make_sink, stats: SelfStats) -> None:
-    # What Pipeline.wait_for_room asks of the sink for file tailing: wait for room rather than drop the oldest.
+def test_a_full_queue_holds_file_tailing_back_while_elasticsearch_is_slow_not_while_it_is_away(
+    make_sink, stats: SelfStats
+) -> None:
+    # What Pipeline.wait_for_room asks of the sink for file tailing: wait for room rather than drop the
+    # oldest, but only while Elasticsearch answers: an outage must not stop tailing (and its metrics).
     port = free_port()
     sink = make_sink(f"http://127.0.0.1:{port}", queue_size=100, batch_size=10, install_template=False)
     sink.consume(records(100))
-    assert not sink.hold_back(50, 0.2)  # Elasticsearch is away: no room comes
-    fake = FakeElasticsearch(port).with_template().start()
+    wait_for(lambda: "elasticsearch" in stats.unreachable(), what="the outage noticed")
+    assert sink.hold_back(50, 0.0)  # away: no waiting; consume drops the oldest, counted
+    fake = FakeElasticsearch(port).with_template()
+    fake.bulk_delay = 0.2
+    fake.start()
     try:
-        assert sink.hold_back(50, 10)
-        sink.consume(records(50, first=100))
-        assert sink.flush(10)
-        assert stats.dropped == {} and numbers(fake.delivered()) == list(range(150))
+        wait_for(lambda: "elasticsearch" not in stats.unreachable(), what="Elasticsearch answering")
+        sink.consume(records(100, first=100))
+        assert not sink.hold_back(50, 0.05)  # answering slowly, queue full: file tailing waits
+        assert sink.hold_back(50, 30)
+        fake.bulk_delay = 0.0
+        sink.consume(records(50, first=200))
+        assert sink.flush(30)
+        assert numbers(fake.delivered())[-50:] == list(range(200, 250))
     finally:
         fake.stop()
     sink.shutdown()

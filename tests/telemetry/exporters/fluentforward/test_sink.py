@@ -542,3 +542,21 @@ def test_a_lost_ack_while_the_next_batch_is_encoded_spools_both_in_order(peer: F
     numbers = request_numbers(events)
     assert numbers == list(range(50)) + list(range(200))  # the first chunk again, then everything in order
     assert sink.resent_events == 50 and stats.dropped == {}
+
+
+def test_file_tailing_is_held_back_while_fluentd_is_slow_not_while_it_is_away(peer: ForwardPeer) -> None:
+    # Pipeline.wait_for_room asks this for file tailing: a slow Fluentd holds tailing back; one that is away
+    # does not (without a spool the oldest are then dropped, counted), so an outage never stops the metrics.
+    stats = SelfStats()
+    peer.ack_delay = 0.2
+    sink = ForwardSink(config(peer.endpoint, None, queue_size=100, batch_size=10), stats)
+    try:
+        sink.consume(numbered(100))
+        assert not sink.hold_back(50, 0.05)  # answering slowly, queue full: wait
+        assert sink.hold_back(50, 30)
+        peer.stop()
+        sink.consume(numbered(100, 100))
+        wait_for(lambda: "fluentd" in stats.unreachable(), what="the outage noticed")
+        assert sink.hold_back(1000, 0.0)
+    finally:
+        sink.shutdown()
