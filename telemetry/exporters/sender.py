@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
+_ROOM_POLL = 0.01  # s
+
 
 class SenderState:
     """The condition a queued exporter's queue changes under, and what tells its worker to stop."""
@@ -40,6 +42,19 @@ class SenderState:
             if remaining <= 0:
                 break
             self.cond.wait(remaining)
+        return True
+
+    def wait_for_room(self, queued: Callable[[], int], count: int, limit: int, timeout: float) -> bool:
+        """Until ``count`` more items fit beside ``queued()`` (asked under ``cond``) within ``limit``, or nothing
+        is queued (a batch larger than the whole queue goes into an empty one), or the queue is closed;
+        False on timeout. It looks again every few milliseconds: not every step of a worker notifies."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not self.closed and (pending := queued()) and pending + count > limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.cond.wait(min(remaining, _ROOM_POLL))
         return True
 
     def wait_until_idle(self, is_busy: Callable[[], bool], worker: threading.Thread, timeout: float) -> bool:

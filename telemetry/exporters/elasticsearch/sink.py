@@ -98,17 +98,9 @@ class ElasticsearchSink:
         """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue, while
         Elasticsearch answers; True at once when it is away (the oldest are dropped, counted, as before: an
         outage must not stop tailing) or the sender has stopped or shut down."""
-        if not self._stats.reached(NAME):
+        if not self._stats.reached(NAME) or not self._sender.is_alive():
             return True
-        deadline = time.monotonic() + timeout
-        limit = self._config.queue_size
-        with self._cond:
-            while self.depth() and self.depth() + count > limit and self._sender.is_alive() and not self._state.closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.01))  # not every step of the sender notifies
-        return True
+        return self._state.wait_for_room(self.depth, count, self._config.queue_size, timeout)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued Record has been delivered, refused or given up; False on timeout."""

@@ -67,7 +67,6 @@ ROOM_WAIT = 1.0  # s between the helper's looks at its sender and its parent whi
 READER_JOIN = 5.0  # s to read what a dead helper left in the pipe (its last report)
 
 
-_HOLD_BACK_SLICE = 0.01  # s between looks at the queue for a waiting file receiver
 _ENCODER = msgspec.msgpack.Encoder()  # msgpack's bytes; for a batch of Records in a fifth of msgpack's time
 
 
@@ -444,14 +443,7 @@ class ProcessForwardSink:
         reports, or when shut down: consume counts what it refuses)."""
         if not self._stats.reached(DEPENDENCY):
             return True
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queued and self._queued + count > self._config.queue_size and not self._state.closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, _HOLD_BACK_SLICE))  # not every take notifies
-        return True
+        return self._state.wait_for_room(lambda: self._queued, count, self._config.queue_size, timeout)
 
     def consume(self, batch: Sequence[Record] | EncodedBatch) -> None:
         """Records from the pipeline, or events encoded already by file tailing's parsing workers."""
