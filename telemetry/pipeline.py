@@ -61,15 +61,17 @@ class Sink(Protocol):
 
 
 class HoldsBack(Protocol):
-    """A sink with a bounded queue of its own (the log sinks), which would drop its oldest Records when
-    full. Receivers that can wait (file tailing, through ``Pipeline.wait_for_room``) wait for it too, while
-    its backend answers: a slow Fluentd or Elasticsearch holds tailing back, one that is away does not (its
-    outage handling applies: the spool, or drops counted), so an outage of a log backend never stops the
-    metrics of tailed files."""
+    """A sink with a bounded queue of its own (the log sinks), which drops its oldest Records when full
+    unless it is set to make receivers that can wait (file tailing, through ``Pipeline.wait_for_room``)
+    wait for room (``when_full: wait``). Even then it holds them back only while its backend answers: one
+    that is away gets its outage handling (the spool, or drops counted), so an outage does not stop the
+    metrics of tailed files. Receivers that cannot wait still drop, and can take the room a waiting one
+    waits for: hence not the default."""
 
     def hold_back(self, count: int, timeout: float) -> bool:
-        """True once ``count`` more Records fit, or at once when waiting is not wanted (the backend is away)
-        or cannot help (the sink has stopped: it counts what it drops); False when ``timeout`` ran out."""
+        """True once ``count`` more Records (what the pipeline holds ahead, and the batch) fit, or at once
+        when waiting is not wanted (not set, the backend away) or cannot help (the sink has stopped: it
+        counts what it drops); False when ``timeout`` ran out."""
         ...
 
 
@@ -140,17 +142,15 @@ class Pipeline:
         for too: file tailing falls behind rather than a log sink dropping the oldest Records.
         """
         deadline = time.monotonic() + timeout
-        holding = bool(self._holding)
         with self._cond:
-            # With such sinks, what the pipeline holds is delivered first: then each sink's queue is all
-            # there is ahead of this batch, and its room the whole question.
-            while self._no_room(count) or (holding and not self._closed and (self._queued or self._in_flight)):
+            while self._no_room(count):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
+            ahead = self._queued + self._in_flight  # reaches each sink before this batch
         for sink in self._holding:
-            if not sink.hold_back(count, max(deadline - time.monotonic(), 0.0)):
+            if not sink.hold_back(ahead + count, max(deadline - time.monotonic(), 0.0)):
                 return False
         return True
 

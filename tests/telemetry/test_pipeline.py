@@ -198,3 +198,33 @@ def test_an_unthreaded_pipeline_counts_a_failing_sink_and_feeds_the_others() -> 
     assert sum(map(len, healthy.batches)) == 3
     assert stats.dropped[("sink:bad", "sink_error")] == 3
     pipeline.shutdown()
+
+
+class RoomySink(CollectingSink):
+    """A sink with a queue of its own of ``room`` Records (a log sink set to ``when_full: wait``)."""
+
+    def __init__(self, room: int, block: threading.Event | None = None) -> None:
+        super().__init__(block)
+        self.room = room
+        self.asked: list[int] = []
+
+    def hold_back(self, count: int, timeout: float) -> bool:
+        self.asked.append(count)
+        return count <= self.room
+
+
+def test_waiting_for_room_asks_a_holding_sink_for_what_the_pipeline_holds_ahead_and_the_batch() -> None:
+    release = threading.Event()
+    sink = RoomySink(room=25, block=release)
+    pipeline = Pipeline([("logs", sink)], SelfStats(), batch_timeout=0.01)
+    pipeline.start()
+    assert pipeline.wait_for_room(10, 0.0) and sink.asked == [10]
+    delivering = submit_and_stick(pipeline, sink, [Record()] * 10)  # in flight in the sink
+    assert pipeline.submit([Record()] * 5, "test")  # queued behind it
+    assert pipeline.wait_for_room(10, 0.0)  # 10 in flight + 5 queued + 10: fits in 25
+    assert not pipeline.wait_for_room(11, 0.0)  # 26 would not
+    assert sink.asked[-2:] == [25, 26]
+    release.set()
+    delivering.join(5)
+    assert pipeline.flush(5) and pipeline.wait_for_room(25, 0.0)
+    pipeline.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
 from telemetry.exporters.export_queue import ExportQueueConfig
@@ -38,6 +39,9 @@ class ElasticsearchConfig(ExportQueueConfig):
     # Elasticsearch is away: a minute of a busy mesh's access logs.
     queue_size: int = 50_000
     batch_size: int = 2000  # events per bulk request
+    # "wait": file tailing waits for room in the queue while Elasticsearch answers, rather than the oldest
+    # being dropped (see the forward sink's when_full for what that costs).
+    when_full: Literal["drop_oldest", "wait"] = "drop_oldest"
 
     def validate(self) -> list[str]:
         errors = super().validate()  # retry: the loader validates nested sections itself

@@ -98,7 +98,7 @@ class ElasticsearchSink:
         """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue, while
         Elasticsearch answers; True at once when it is away (the oldest are dropped, counted, as before: an
         outage must not stop tailing) or the sender has stopped or shut down."""
-        if not self._stats.reached(NAME) or not self._sender.is_alive():
+        if self._config.when_full != "wait" or not self._stats.reached(NAME) or not self._sender.is_alive():
             return True
         return self._state.wait_for_room(self.depth, count, self._config.queue_size, timeout)
 

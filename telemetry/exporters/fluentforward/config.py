@@ -47,6 +47,10 @@ class FluentForwardConfig:
     batch_timeout: float = 1.0  # seconds a partial chunk waits for more events
     # Records waiting to be encoded, in memory; beyond it the oldest are dropped (reason queue_full).
     queue_size: int = 100_000
+    # "wait": file tailing waits for room in that queue while Fluentd answers (receivers that cannot wait,
+    # ALS and spans, still drop the oldest). Not the default: with such receivers in the same collector, or
+    # a Fluentd that answers but does not drain, tailing and the metrics of tailed files fall behind.
+    when_full: Literal["drop_oldest", "wait"] = "drop_oldest"
     compression: Literal["none", "gzip"] = "none"  # gzip: CompressedPackedForward
     shutdown_timeout: float = 5.0  # how long shutdown waits for delivery before spooling the rest
     # Sends of one chunk that reached Fluentd without an acknowledgement (it closed the connection, or

@@ -441,7 +441,7 @@ class ProcessForwardSink:
         """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue, which the
         feeder empties into the helper, while Fluentd answers (True at once when it is away, as the helper
         reports, or when shut down: consume counts what it refuses)."""
-        if not self._stats.reached(DEPENDENCY):
+        if self._config.when_full != "wait" or not self._stats.reached(DEPENDENCY):
             return True
         return self._state.wait_for_room(lambda: self._queued, count, self._config.queue_size, timeout)
 

@@ -210,7 +210,7 @@ class ForwardSink:
     def hold_back(self, count: int, timeout: float) -> bool:
         """For file tailing (``pipeline.HoldsBack``): until ``count`` more Records fit in the queue, while
         Fluentd answers (away, the spool takes the queue); True at once when the sender has stopped."""
-        if not self._stats.reached(DEPENDENCY):
+        if self._config.when_full != "wait" or not self._stats.reached(DEPENDENCY):
             return True
         return self.wait_for_room(count, timeout) or not self._worker.is_alive()
 

@@ -425,7 +425,9 @@ def test_a_full_queue_holds_file_tailing_back_while_elasticsearch_is_slow_not_wh
     # What Pipeline.wait_for_room asks of the sink for file tailing: wait for room rather than drop the
     # oldest, but only while Elasticsearch answers: an outage must not stop tailing (and its metrics).
     port = free_port()
-    sink = make_sink(f"http://127.0.0.1:{port}", queue_size=100, batch_size=10, install_template=False)
+    sink = make_sink(
+        f"http://127.0.0.1:{port}", queue_size=100, batch_size=10, install_template=False, when_full="wait"
+    )
     sink.consume(records(100))
     wait_for(lambda: "elasticsearch" in stats.unreachable(), what="the outage noticed")
     assert sink.hold_back(50, 0.0)  # away: no waiting; consume drops the oldest, counted

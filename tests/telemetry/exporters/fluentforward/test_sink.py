@@ -544,12 +544,18 @@ def test_a_lost_ack_while_the_next_batch_is_encoded_spools_both_in_order(peer: F
     assert sink.resent_events == 50 and stats.dropped == {}
 
 
-def test_file_tailing_is_held_back_while_fluentd_is_slow_not_while_it_is_away(peer: ForwardPeer) -> None:
+def test_set_to_wait_a_slow_fluentd_holds_file_tailing_back_one_that_is_away_does_not(peer: ForwardPeer) -> None:
     # Pipeline.wait_for_room asks this for file tailing: a slow Fluentd holds tailing back; one that is away
     # does not (without a spool the oldest are then dropped, counted), so an outage never stops the metrics.
     stats = SelfStats()
+    by_default = ForwardSink(config(peer.endpoint, None, queue_size=100, batch_size=10), stats)
+    try:
+        by_default.consume(numbered(300))  # far over the queue: the oldest are dropped, counted
+        assert by_default.hold_back(100, 0.0)  # and file tailing is never held back
+    finally:
+        by_default.shutdown()
     peer.ack_delay = 0.2
-    sink = ForwardSink(config(peer.endpoint, None, queue_size=100, batch_size=10), stats)
+    sink = ForwardSink(config(peer.endpoint, None, queue_size=100, batch_size=10, when_full="wait"), stats)
     try:
         sink.consume(numbered(100))
         assert not sink.hold_back(50, 0.05)  # answering slowly, queue full: wait

@@ -128,7 +128,7 @@ def test_with_fluentd_away_the_checkpoint_covers_only_lines_whose_events_are_spo
 
 @pytest.mark.parametrize(("workers", "helper"), [(0, False), (0, True), (2, False), (2, True)])
 @pytest.mark.parametrize("correlating", [False, True], ids=["encoded-by-workers", "request-ids-correlated"])
-def test_file_tailing_faster_than_fluentd_waits_for_the_sink_and_loses_nothing(
+def test_set_to_wait_file_tailing_faster_than_fluentd_waits_for_the_sink_and_loses_nothing(
     tmp_path: Path, workers: int, helper: bool, correlating: bool
 ) -> None:
     # The sink's queue holds far fewer events than the files, and Fluentd acknowledges slowly: file tailing
@@ -139,6 +139,7 @@ def test_file_tailing_faster_than_fluentd_waits_for_the_sink_and_loses_nothing(
         config = configured(tmp_path, workers, peer.endpoint, helper)
         config.exporters.fluentforward.batch_size = 100
         config.exporters.fluentforward.queue_size = 1500  # three read chunks; the files hold ~20
+        config.exporters.fluentforward.when_full = "wait"
         collector = run(tmp_path, workers, helper, peer, traces, config)
         try:
             stats = collector.stats
