@@ -101,7 +101,9 @@ class Collector:
             from telemetry.exporters.fluentforward.factory import create_sink as create_forward
             from telemetry.exporters.fluentforward.factory import encoded_output
 
-            forward = create_forward(config.fluentforward, self.stats)
+            filelog = self.config.receivers.filelog
+            workers = filelog.worker_count() if filelog.enabled else 0
+            forward = create_forward(config.fluentforward, self.stats, workers)
             self._encoded = encoded_output(config.fluentforward, forward)
             if self.metrics is not None:
                 self.metrics.registry.register(forward.metrics)

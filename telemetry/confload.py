@@ -280,6 +280,8 @@ def _scalar(text: str) -> Any:
 def _describe(tp: Any) -> str:
     if dataclasses.is_dataclass(tp):
         return "a mapping"
+    if get_origin(tp) is Literal:
+        return " or ".join(repr(value) for value in get_args(tp))
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
 
 

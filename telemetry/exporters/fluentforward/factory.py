@@ -11,10 +11,13 @@ from telemetry.selfmetrics import SelfStats
 __all__ = ["NAME", "create_sink", "encoded_output"]
 
 
-def create_sink(config: FluentForwardConfig, stats: SelfStats) -> ForwardSink | ProcessForwardSink:
+def create_sink(
+    config: FluentForwardConfig, stats: SelfStats, parsing_workers: int = 0
+) -> ForwardSink | ProcessForwardSink:
     """The sink; its ``metrics`` (a prometheus Collector) belong on the collector's registry, and when it is
-    ``durable`` a file-tailing checkpoint should wait for its ``flush``."""
-    if config.helper_process:
+    ``durable`` a file-tailing checkpoint should wait for its ``flush``. ``parsing_workers``: file tailing's,
+    which decide ``helper_process: auto``."""
+    if config.uses_helper(parsing_workers):
         return ProcessForwardSink(config, stats)
     return ForwardSink(config, stats)
 

@@ -51,3 +51,25 @@ def test_an_unusable_spool_directory_leaves_the_sink_running_without_a_spool(tmp
     sink = ForwardSink(config, stats)
     sink.shutdown()
     assert sink.spool is None and stats.export_failures[("fluentforward", "spool_unusable")] == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "workers", "helper"),
+    [("auto", 0, True), ("auto", 2, False), (True, 2, True), (False, 0, False)],
+)
+def test_helper_process_auto_keeps_the_helper_unless_parsing_workers_encode(
+    setting: object, workers: int, helper: bool
+) -> None:
+    data = {"exporters": {"fluentforward": {"helper_process": setting}}, "receivers": {"filelog": {"workers": workers}}}
+    config = load_mapping(Config, data, environ={})
+    forward = config.exporters.fluentforward
+    assert forward.uses_helper(config.receivers.filelog.worker_count()) is helper
+
+
+def test_helper_process_is_a_boolean_or_auto() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(Config, {"exporters": {"fluentforward": {"helper_process": "sometimes"}}}, environ={})
+    assert caught.value.errors == [
+        "exporters.fluentforward.helper_process: expected one of a boolean, 'auto', got string"
+    ]
+    assert load_mapping(Config, {}, environ={}).exporters.fluentforward.helper_process == "auto"

@@ -17,6 +17,8 @@ from forwardpeer import ForwardPeer
 
 from telemetry.collector import Collector
 from telemetry.config import Config
+from telemetry.exporters.fluentforward.process import ProcessForwardSink
+from telemetry.exporters.fluentforward.sink import ForwardSink
 from telemetry.receivers.filelog.checkpoint import CheckpointFile
 
 from .test_exactness import PODS, generated_lines, pinned_peers, writer
@@ -148,3 +150,17 @@ def test_set_to_wait_file_tailing_faster_than_fluentd_waits_for_the_sink_and_los
             assert stats.total_received() + stats.total_parse_errors() == LINES * len(PODS)
         finally:
             collector.shutdown()
+
+
+@pytest.mark.parametrize(("workers", "expected"), [(0, ProcessForwardSink), (2, ForwardSink)])
+def test_by_default_the_sink_runs_in_the_collectors_process_when_parsing_workers_encode(
+    tmp_path: Path, workers: int, expected: type
+) -> None:
+    config = configured(tmp_path, workers, "127.0.0.1:24224", helper=True)
+    config.exporters.fluentforward.helper_process = "auto"
+    collector = Collector(config, peers=pinned_peers())
+    try:
+        (sink,) = [sink for name, sink in collector.pipeline._sinks if name == "fluentforward"]
+        assert type(sink) is expected
+    finally:
+        collector.shutdown()
