@@ -162,10 +162,8 @@ def entry_ends(entries: bytes | bytearray, count: int) -> list[int]:
     exactly that many whole msgpack objects."""
     if not 0 < count < 1 << 32:
         raise ValueError(f"not a number of encoded events: {count}")
-    header = bytes([0x90 | count]) if count < 16 else struct.pack(">BH", 0xDC, count) if count < 0x10000 else \
-        struct.pack(">BI", 0xDD, count)  # fmt: skip
     try:
-        items = _ENTRIES.decode(header + entries)  # read as an array of ``count`` items
+        items = _ENTRIES.decode(array_header(count) + entries)  # read as an array of ``count`` items
     except (msgspec.DecodeError, RecursionError) as error:
         raise ValueError(f"not {count} encoded events: {error}") from None
     return list(accumulate(map(len, items)))
@@ -515,7 +513,7 @@ class EntryEncoder:
                                        + (len(entry) - _RAW_PIECES >> 1)]  # fmt: skip
                 if apart:
                     packed = encode(entry)
-                    entry = packed[1:] if len(entry) < 16 else packed[3:]  # type: ignore[assignment]
+                    entry = packed[len(array_header(len(entry))) :]  # type: ignore[assignment]
             except Exception:
                 # A value no event can hold (record_event would fail on it the same way): this Record
                 # is counted and skipped, the batch goes on.
@@ -540,6 +538,13 @@ def _encoded(encode_into: Callable[[Any, bytearray, int], None], values: list[An
     """The values encoded as a list, without the list's header: the tag's entries, one after the other."""
     buffer = bytearray()
     encode_into(values, buffer, 0)
-    size = len(values)
-    del buffer[: 1 if size < 16 else 3 if size < 0x10000 else 5]  # at the front: no copy
+    del buffer[: len(array_header(len(values)))]  # at the front: no copy
     return buffer
+
+
+def array_header(count: int) -> bytes:
+    """The msgpack array header of ``count`` items: what the encoder cuts off a list of an entry's (or a
+    tag's entries') pieces, and what reads a segment back as an array of its entries."""
+    if count < 16:
+        return bytes([0x90 | count])
+    return struct.pack(">BH", 0xDC, count) if count < 0x10000 else struct.pack(">BI", 0xDD, count)

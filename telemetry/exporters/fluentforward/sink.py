@@ -215,15 +215,10 @@ class ForwardSink:
         return self.wait_for_room(count, timeout) or not self._worker.is_alive()
 
     def wait_for_room(self, count: int, timeout: float) -> bool:
-        """For a feeder that can wait (the helper process's pipe): until ``count`` more Records fit."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queued and self._queued + count > self._config.queue_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._worker.is_alive():
-                    return False
-                self._cond.wait(remaining)
-        return True
+        """For a feeder that can wait (the helper process's pipe): until ``count`` more Records fit; False on
+        timeout, or when the sender has stopped (nothing would make room)."""
+        fits = self._state.wait_for_room(lambda: self._queued, count, self._config.queue_size, timeout)
+        return fits and self._worker.is_alive()
 
     def _drop_oldest(self, count: int) -> None:
         self._queued -= count
